@@ -1,0 +1,5 @@
+import type { CommandSpec } from "../src/commands/declare.js";
+import { metaCommands } from "./meta.js";
+
+/** Every command majordome knows, by family. */
+export const allCommands: CommandSpec[] = [...metaCommands];

@@ -1,0 +1,169 @@
+import type { Logger } from "pino";
+import { allCommands } from "../handlers/index.js";
+import type { Directory } from "./auth/directory.js";
+import { identifier } from "./auth/identify.js";
+import { Inbox } from "./chat/inbox.js";
+import { MatrixFrontEnd } from "./chat/matrix/front-end.js";
+import { Outbox } from "./chat/outbox.js";
+import type { Clock } from "./clock.js";
+import type { Authorizer } from "./commands/authorize.js";
+import type { Services } from "./commands/context.js";
+import { Router } from "./commands/router.js";
+import type { Config } from "./config/schema.js";
+import { crashPoint } from "./crash.js";
+import { Metrics } from "./http/metrics.js";
+import { startHttpServer, type HealthReport, type HttpServer } from "./http/server.js";
+import { Pipeline } from "./pipeline.js";
+import { FileStateStore } from "./state/file-store.js";
+import { ActionJournal } from "./state/journal.js";
+import { resumeUnfinished, type Resumer } from "./state/resume.js";
+import type { StateStore } from "./state/store.js";
+
+export interface AppDeps {
+  config: Config;
+  clock: Clock;
+  log: Logger;
+  directory: Directory;
+  authorizer: Authorizer;
+  /** Defaults to the store the config names. */
+  store?: StateStore;
+  /** Start the /health and /metrics server (default true). */
+  http?: boolean;
+  resumers?: Map<string, Resumer>;
+}
+
+export interface Majordome {
+  readonly botUserId: string;
+  readonly pipeline: Pipeline;
+  readonly outbox: Outbox;
+  readonly services: Services;
+  readonly metrics: Metrics;
+  readonly http?: HttpServer;
+  health(): Promise<HealthReport>;
+  /** Whether the event has been handled to the end (its answers are queued in the outbox). */
+  handled(eventId: string): boolean;
+  /** Stops taking events, finishes what is in flight, flushes the outbox (within the grace time). */
+  stop(): Promise<void>;
+}
+
+/** Wiring only: config → state → chat → commands. */
+export async function startMajordome(deps: AppDeps): Promise<Majordome> {
+  const { config, clock, log } = deps;
+  const { timings } = config;
+  const store = deps.store ?? (await FileStateStore.open(config.state.path, { fsync: config.state.fsync }));
+  const journal = new ActionJournal(store, clock);
+  const inbox = new Inbox(store, config.state.processed_events_kept);
+  const rooms = [
+    ...config.matrix.command_rooms,
+    ...(config.matrix.alert_room ? [config.matrix.alert_room] : []),
+  ];
+
+  const frontEnd = new MatrixFrontEnd({
+    homeserverUrl: config.matrix.homeserver_url,
+    accessToken: config.matrix.access_token,
+    rooms,
+    userDomain: config.matrix.user_domain,
+    trustedInviters: Object.keys(config.directory.explicit),
+    encryption: config.matrix.encryption ? { cryptoStorePath: config.matrix.crypto_store } : null,
+    syncTimeoutMs: timings.sync_timeout,
+    store,
+    clock,
+    log,
+  });
+
+  const outbox: Outbox = new Outbox(store, frontEnd, clock, timings, log, {
+    rateLimited: () => metrics.rateLimited.inc(),
+    sent: () => crashPoint("message-sent"),
+  });
+  const metrics: Metrics = new Metrics({
+    outboxDepth: () => outbox.depth(),
+    syncAgeSeconds: () => (frontEnd.lastSyncAt() ? (clock.now() - frontEnd.lastSyncAt()) / 1000 : NaN),
+    inboxPending: () => inbox.pendingCount(),
+  });
+
+  const router = new Router(allCommands, config.matrix.command_prefix);
+  const services: Services = {
+    clock,
+    store,
+    journal,
+    outbox,
+    router,
+    identify: identifier(deps.directory, {
+      homeserverDomain: config.matrix.user_domain,
+      explicit: config.directory.explicit,
+    }),
+  };
+
+  const pending = await inbox.load();
+  await outbox.load();
+  const botUserId = await frontEnd.connect();
+  const pipeline = new Pipeline({
+    botUserId,
+    prefix: config.matrix.command_prefix,
+    commandTimeoutMs: timings.command_timeout,
+    router,
+    inbox,
+    outbox,
+    authorizer: deps.authorizer,
+    services,
+    clock,
+    log,
+    hooks: {
+      commandFinished(name, outcome, ms) {
+        metrics.commands.inc({ command: name, outcome });
+        metrics.commandSeconds.observe({ command: name }, ms / 1000);
+      },
+    },
+  });
+
+  outbox.start();
+  await resumeUnfinished(journal, deps.resumers ?? new Map(), outbox, log);
+  pipeline.resume(pending);
+  await frontEnd.start(async (event) => {
+    metrics.eventLag.observe(Math.max(0, clock.now() - event.originServerTs) / 1000);
+    await pipeline.submit(event);
+    crashPoint("event-accepted");
+  });
+  log.info({ userId: botUserId, rooms, resumed: pending.length }, "majordome started");
+
+  const health = async (): Promise<HealthReport> => {
+    const reasons: string[] = [];
+    const lastSync = frontEnd.lastSyncAt();
+    if (!lastSync) reasons.push("not synced with the homeserver yet");
+    else if (clock.now() - lastSync > timings.health_sync_stale) {
+      reasons.push(`no completed sync for ${Math.round((clock.now() - lastSync) / 1000)} s`);
+    }
+    if (!(await store.healthy())) reasons.push("state store unreachable");
+    return { healthy: reasons.length === 0, role: "leader", reasons };
+  };
+
+  const http =
+    deps.http === false ? undefined : await startHttpServer(config.http.listen, health, metrics.registry);
+
+  return {
+    botUserId,
+    pipeline,
+    outbox,
+    services,
+    metrics,
+    ...(http ? { http } : {}),
+    health,
+    handled: (eventId) => inbox.isDone(eventId),
+    async stop() {
+      frontEnd.stop();
+      const grace = new AbortController();
+      await Promise.race([
+        (async () => {
+          await pipeline.stop();
+          await outbox.drained();
+        })(),
+        clock.sleep(timings.shutdown_grace, grace.signal).catch(() => undefined),
+      ]);
+      grace.abort();
+      await outbox.stop();
+      await http?.close();
+      await store.close();
+      await deps.directory.close();
+    },
+  };
+}

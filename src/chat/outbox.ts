@@ -1,0 +1,315 @@
+import { createHash } from "node:crypto";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { StateStore } from "../state/store.js";
+import {
+  editContent,
+  reactionContent,
+  replyContent,
+  threadContent,
+  toNoticeContent,
+  type Message,
+  type MessageContent,
+} from "./message.js";
+import { DeliveryError, type ChatTransport } from "./transport.js";
+
+/** An event ID (`$…`) or the local ID of a message majordome sent or is about to send. */
+export type EventRef = string;
+
+interface OutboxItem {
+  seq: number;
+  id: string;
+  roomId: string;
+  kind: "message" | "edit" | "reaction" | "redaction";
+  message?: Message;
+  replyTo?: EventRef;
+  threadRoot?: EventRef;
+  target?: EventRef;
+  key?: string;
+}
+
+export interface OutboxTimings {
+  outbox_retry_min: number;
+  outbox_retry_max: number;
+  rate_limit_wait_max: number;
+}
+
+export interface OutboxEvents {
+  rateLimited?(waitMs: number): void;
+  sent?(item: { id: string; roomId: string; kind: string; eventId: string }): void;
+}
+
+const QUEUE = "outbox/";
+const SENT = "sent/";
+
+/**
+ * Every message majordome sends goes through here. An item is persisted before the caller's promise
+ * resolves and is removed only once the homeserver has answered, so a crash neither loses it nor posts it
+ * twice: the resend uses the same transaction ID and the homeserver answers the same event ID.
+ * Per room, items go out in order; rate limits are waited out and retried; nothing is dropped but what the
+ * homeserver refuses for good (logged).
+ */
+export class Outbox {
+  private readonly queues = new Map<string, OutboxItem[]>();
+  private readonly inFlight = new Set<string>();
+  private readonly workers = new Map<string, Promise<void>>();
+  private readonly sentIds = new Map<string, string | null>();
+  private readonly waiters = new Map<string, Array<(eventId: string | null) => void>>();
+  private readonly idleWaiters: Array<() => void> = [];
+  private lastSeq = 0;
+  private editCounter = 0;
+  private running = false;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly transport: ChatTransport,
+    private readonly clock: Clock,
+    private readonly timings: OutboxTimings,
+    private readonly log: Logger,
+    private readonly events: OutboxEvents = {},
+  ) {}
+
+  /** Loads what a previous run left unsent and what it sent. */
+  async load(): Promise<void> {
+    for (const { key, value } of await this.store.list<string | null>(SENT)) {
+      this.sentIds.set(key.slice(SENT.length), value);
+    }
+    for (const { value } of await this.store.list<OutboxItem>(QUEUE)) {
+      this.queueOf(value.roomId).push(value);
+      this.lastSeq = Math.max(this.lastSeq, value.seq);
+    }
+  }
+
+  start(): void {
+    this.running = true;
+    for (const roomId of this.queues.keys()) this.kick(roomId);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.workers.values());
+  }
+
+  depth(): number {
+    let total = 0;
+    for (const queue of this.queues.values()) total += queue.length;
+    return total;
+  }
+
+  /** Sends a notice. Giving `id` makes the call idempotent: a second call with the same ID does nothing. */
+  async send(
+    roomId: string,
+    msg: Message,
+    opts: { id?: string; replyTo?: EventRef; threadRoot?: EventRef } = {},
+  ): Promise<string> {
+    const id = opts.id ?? this.freshId("m");
+    if (this.known(id)) return id;
+    await this.enqueue({ id, roomId, kind: "message", message: msg, ...pick(opts, "replyTo", "threadRoot") });
+    return id;
+  }
+
+  /** Replaces a message's content; pending edits of the same message are coalesced into the latest. */
+  async edit(roomId: string, target: string, msg: Message): Promise<void> {
+    const queue = this.queueOf(roomId);
+    const pending = queue.find(
+      (item) =>
+        !this.inFlight.has(item.id) &&
+        ((item.kind === "message" && item.id === target) || (item.kind === "edit" && item.target === target)),
+    );
+    if (pending) {
+      pending.message = msg;
+      await this.store.set(this.keyOf(pending), pending);
+      return;
+    }
+    await this.enqueue({
+      id: `${target}~e${++this.editCounter}`,
+      roomId,
+      kind: "edit",
+      target,
+      message: msg,
+    });
+  }
+
+  async react(roomId: string, target: EventRef, key: string, id?: string): Promise<void> {
+    const itemId = id ?? this.freshId("r");
+    if (this.known(itemId)) return;
+    await this.enqueue({ id: itemId, roomId, kind: "reaction", target, key });
+  }
+
+  async redact(roomId: string, target: EventRef, id?: string): Promise<void> {
+    const itemId = id ?? this.freshId("x");
+    if (this.known(itemId)) return;
+    await this.enqueue({ id: itemId, roomId, kind: "redaction", target });
+  }
+
+  /** The event ID of a message once delivered (null if the homeserver refused it for good). */
+  eventIdOf(ref: EventRef): Promise<string | null> {
+    if (ref.startsWith("$")) return Promise.resolve(ref);
+    const sent = this.sentIds.get(ref);
+    if (sent !== undefined) return Promise.resolve(sent);
+    return new Promise((resolve) => {
+      const list = this.waiters.get(ref) ?? [];
+      list.push(resolve);
+      this.waiters.set(ref, list);
+    });
+  }
+
+  /** Resolves when nothing is left to send. */
+  drained(): Promise<void> {
+    if (this.depth() === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private known(id: string): boolean {
+    if (this.sentIds.has(id)) return true;
+    for (const queue of this.queues.values()) if (queue.some((item) => item.id === id)) return true;
+    return false;
+  }
+
+  private async enqueue(item: Omit<OutboxItem, "seq">): Promise<void> {
+    const full: OutboxItem = { ...item, seq: this.nextSeq() };
+    await this.store.set(this.keyOf(full), full);
+    this.queueOf(full.roomId).push(full);
+    this.kick(full.roomId);
+  }
+
+  private kick(roomId: string): void {
+    if (!this.running || this.workers.has(roomId)) return;
+    const worker = this.drainRoom(roomId).finally(() => {
+      this.workers.delete(roomId);
+      if ((this.queues.get(roomId)?.length ?? 0) > 0 && this.running) this.kick(roomId);
+      else if (this.depth() === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+    });
+    this.workers.set(roomId, worker);
+  }
+
+  private async drainRoom(roomId: string): Promise<void> {
+    const queue = this.queueOf(roomId);
+    while (this.running && queue.length > 0) {
+      const item = queue[0]!;
+      this.inFlight.add(item.id);
+      try {
+        const eventId = await this.deliverWithRetry(item);
+        await this.settle(item, eventId);
+      } finally {
+        this.inFlight.delete(item.id);
+      }
+      queue.shift();
+    }
+  }
+
+  private async deliverWithRetry(item: OutboxItem): Promise<string | null> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.deliver(item);
+      } catch (error) {
+        const failure = error instanceof DeliveryError ? error.failure : "transient";
+        if (failure === "permanent") {
+          this.log.error(
+            { item: item.id, kind: item.kind, err: (error as Error).message },
+            "message refused",
+          );
+          return null;
+        }
+        const backoff = Math.min(this.timings.outbox_retry_min * 2 ** attempt, this.timings.outbox_retry_max);
+        const retryAfter = error instanceof DeliveryError ? error.retryAfterMs : undefined;
+        const base =
+          failure === "rate-limited"
+            ? Math.min(retryAfter ?? backoff, this.timings.rate_limit_wait_max)
+            : backoff;
+        const wait = base + Math.random() * base * 0.1;
+        if (failure === "rate-limited") this.events.rateLimited?.(wait);
+        this.log.warn({ item: item.id, failure, waitMs: Math.round(wait) }, "send failed, retrying");
+        await this.clock.sleep(wait);
+      }
+    }
+  }
+
+  private async deliver(item: OutboxItem): Promise<string | null> {
+    const txnId = transactionId(item.id);
+    switch (item.kind) {
+      case "message": {
+        const msg = item.message!;
+        let content: MessageContent = toNoticeContent(msg);
+        if (item.threadRoot) {
+          const root = await this.resolveTarget(item.threadRoot);
+          if (root) content = threadContent(msg, root);
+        } else if (item.replyTo) {
+          const target = await this.resolveTarget(item.replyTo);
+          if (target) content = replyContent(msg, target);
+        }
+        return this.transport.sendEvent(item.roomId, "m.room.message", content, txnId);
+      }
+      case "edit": {
+        const original = await this.resolveTarget(item.target!);
+        if (!original) return null;
+        return this.transport.sendEvent(
+          item.roomId,
+          "m.room.message",
+          editContent(item.message!, original),
+          txnId,
+        );
+      }
+      case "reaction": {
+        const target = await this.resolveTarget(item.target!);
+        if (!target) return null;
+        return this.transport.sendEvent(item.roomId, "m.reaction", reactionContent(target, item.key!), txnId);
+      }
+      case "redaction": {
+        const target = await this.resolveTarget(item.target!);
+        if (!target) return null;
+        return this.transport.redactEvent(item.roomId, target, txnId);
+      }
+    }
+  }
+
+  /** Targets are sent before what refers to them (same room, in order), so a local ID is known here. */
+  private async resolveTarget(ref: EventRef): Promise<string | null> {
+    if (ref.startsWith("$")) return ref;
+    return this.sentIds.get(ref) ?? null;
+  }
+
+  private async settle(item: OutboxItem, eventId: string | null): Promise<void> {
+    if (item.kind === "message") {
+      await this.store.set(SENT + item.id, eventId);
+      this.sentIds.set(item.id, eventId);
+      this.waiters.get(item.id)?.forEach((resolve) => resolve(eventId));
+      this.waiters.delete(item.id);
+    }
+    await this.store.delete(this.keyOf(item));
+    if (eventId) this.events.sent?.({ id: item.id, roomId: item.roomId, kind: item.kind, eventId });
+  }
+
+  private queueOf(roomId: string): OutboxItem[] {
+    let queue = this.queues.get(roomId);
+    if (!queue) {
+      queue = [];
+      this.queues.set(roomId, queue);
+    }
+    return queue;
+  }
+
+  private keyOf(item: OutboxItem): string {
+    return `${QUEUE}${String(item.seq).padStart(16, "0")}`;
+  }
+
+  private nextSeq(): number {
+    this.lastSeq = Math.max(this.lastSeq + 1, this.clock.now() * 1000);
+    return this.lastSeq;
+  }
+
+  private freshId(kind: string): string {
+    return `${kind}:${this.nextSeq().toString(36)}`;
+  }
+}
+
+/** Derived from the item's ID, so a resend after a crash reuses it. */
+function transactionId(itemId: string): string {
+  return "mj" + createHash("sha256").update(itemId).digest("base64url").slice(0, 30);
+}
+
+function pick<T extends object, K extends keyof T>(obj: T, ...keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (obj[key] !== undefined) out[key] = obj[key];
+  return out;
+}

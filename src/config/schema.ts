@@ -1,0 +1,129 @@
+import { z } from "zod";
+import { duration } from "./duration.js";
+
+const url = z.url({ message: "expected a URL such as https://host:port" });
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, "expected host:port, such as 127.0.0.1:9180");
+const tls = z
+  .strictObject({
+    ca_file: z.string().optional(),
+    cert_file: z.string().optional(),
+    key_file: z.string().optional(),
+    insecure_skip_verify: z.boolean().default(false),
+  })
+  .optional();
+
+const matrix = z.strictObject({
+  homeserver_url: url,
+  access_token: z.string().min(1, "the bot's access token is required (access_token or access_token_file)"),
+  user_domain: z.string().min(1),
+  command_rooms: z.array(z.string().min(1)).min(1, "at least one command room is required"),
+  alert_room: z.string().min(1).optional(),
+  command_prefix: z.string().min(1).max(3).default("!"),
+  encryption: z.boolean().default(false),
+  crypto_store: z.string().default("./data/crypto"),
+});
+
+const ldap = z.strictObject({
+  url: z.string().regex(/^ldaps?:\/\//, "expected an ldap:// or ldaps:// URL"),
+  bind_dn: z.string().min(1),
+  bind_password: z.string().min(1, "bind_password or bind_password_file is required"),
+  user_base: z.string().default("ou=users,dc=deuxfleurs,dc=fr"),
+  group_base: z.string().default("ou=groups,dc=deuxfleurs,dc=fr"),
+  user_name_attribute: z.string().default("cn"),
+  group_name_attribute: z.string().default("cn"),
+  member_of_attribute: z.string().default("memberOf"),
+  search_groups_by_member: z.boolean().default(false),
+  cache_ttl: duration.prefault(60_000),
+  timeout: duration.prefault(5_000),
+  tls,
+});
+
+const directory = z
+  .strictObject({
+    kind: z.enum(["ldap", "yaml"]).default("ldap"),
+    yaml_path: z.string().optional(),
+    /** Matrix IDs that map to a directory user whatever their server (exceptions to the domain rule). */
+    explicit: z.record(z.string(), z.string()).default({}),
+  })
+  .prefault({});
+
+const nomad = z.strictObject({
+  address: url,
+  token: z.string().optional(),
+  namespace: z.string().default("default"),
+  region: z.string().optional(),
+  tls,
+});
+
+const consul = z.strictObject({
+  address: url,
+  token: z.string().optional(),
+  datacenter: z.string().optional(),
+  tls,
+});
+
+const postgres = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(5432),
+  user: z.string().min(1),
+  password: z.string().min(1),
+  database: z.string().default("postgres"),
+  ssl: z.boolean().default(false),
+});
+
+const garage = z.strictObject({
+  admin_url: url,
+  admin_token: z.string().min(1),
+  s3_endpoint: url,
+  s3_region: z.string().default("garage"),
+});
+
+const state = z
+  .strictObject({
+    backend: z.enum(["file", "consul"]).default("file"),
+    path: z.string().default("./data/state"),
+    consul_prefix: z.string().default("majordome/state/"),
+    fsync: z.boolean().default(true),
+    processed_events_kept: z.number().int().min(100).default(2000),
+  })
+  .prefault({});
+
+const http = z.strictObject({ listen: hostPort.default("127.0.0.1:9180") }).prefault({});
+
+/** Every duration majordome waits on, with production defaults. */
+const timings = z
+  .strictObject({
+    command_timeout: duration.prefault("5m"),
+    approval_expiry: duration.prefault("15m"),
+    sync_timeout: duration.prefault("30s"),
+    outbox_retry_min: duration.prefault("500ms"),
+    outbox_retry_max: duration.prefault("60s"),
+    rate_limit_wait_max: duration.prefault("60s"),
+    health_sync_stale: duration.prefault("2m"),
+    shutdown_grace: duration.prefault("25s"),
+  })
+  .prefault({});
+
+const log = z
+  .strictObject({
+    level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  })
+  .prefault({});
+
+export const configSchema = z.strictObject({
+  matrix,
+  directory,
+  ldap: ldap.optional(),
+  nomad: nomad.optional(),
+  consul: consul.optional(),
+  postgres: postgres.optional(),
+  garage: garage.optional(),
+  state,
+  http,
+  timings,
+  policies_dir: z.string().default("./policies"),
+  log,
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type Timings = Config["timings"];

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { LdapDirectory } from "./auth/ldap-directory.js";
+import { YamlDirectory } from "./auth/yaml-directory.js";
+import type { Directory } from "./auth/directory.js";
+import { systemClock } from "./clock.js";
+import { ConfigError, loadConfigFile } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { createLogger } from "./log.js";
+import { startMajordome } from "./app.js";
+import { runSandbox } from "./sandbox/run.js";
+import { interimAuthorizer } from "./commands/authorize.js";
+
+const USAGE = `majordome — ChatOps for the collective's cluster
+
+  majordome run [config.yml]            run the bot (default config: ./config.yml)
+  majordome check-config [config.yml]   validate a config file, exit 0 if valid, 1 if not
+  majordome sandbox [--speed N] [--state DIR] [--directory FILE] [--echo] [--log-level L]
+                                        talk to majordome from the terminal, no cluster needed
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "help", ...rest] = argv;
+  switch (command) {
+    case "run":
+      return run(rest[0] ?? "config.yml");
+    case "check-config":
+      return checkConfig(rest[0] ?? "config.yml");
+    case "sandbox":
+      return sandbox(rest);
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+function readConfig(path: string): Config | undefined {
+  try {
+    return loadConfigFile(path);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(error.message + "\n");
+    return undefined;
+  }
+}
+
+function checkConfig(path: string): number {
+  const config = readConfig(path);
+  if (!config) return 1;
+  process.stdout.write(`${path}: valid\n`);
+  return 0;
+}
+
+async function directoryFrom(config: Config): Promise<Directory> {
+  if (config.directory.kind === "yaml") {
+    if (!config.directory.yaml_path)
+      throw new Error("directory.kind is yaml but directory.yaml_path is not set");
+    return YamlDirectory.fromFile(config.directory.yaml_path);
+  }
+  const ldap = config.ldap;
+  if (!ldap) throw new Error("directory.kind is ldap but there is no ldap section");
+  return new LdapDirectory({
+    url: ldap.url,
+    bindDn: ldap.bind_dn,
+    bindPassword: ldap.bind_password,
+    userBase: ldap.user_base,
+    groupBase: ldap.group_base,
+    userNameAttribute: ldap.user_name_attribute,
+    groupNameAttribute: ldap.group_name_attribute,
+    memberOfAttribute: ldap.member_of_attribute,
+    searchGroupsByMember: ldap.search_groups_by_member,
+    cacheTtlMs: ldap.cache_ttl,
+    timeoutMs: ldap.timeout,
+    clock: systemClock,
+  });
+}
+
+async function run(path: string): Promise<number> {
+  const config = readConfig(path);
+  if (!config) return 1;
+  const log = createLogger(config.log.level);
+  const app = await startMajordome({
+    config,
+    clock: systemClock,
+    log,
+    directory: await directoryFrom(config),
+    authorizer: interimAuthorizer,
+  });
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, "stopping");
+      resolve();
+    };
+    process.once("SIGTERM", shutdown);
+    process.once("SIGINT", shutdown);
+  });
+  await app.stop();
+  log.flush();
+  return 0;
+}
+
+async function sandbox(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      speed: { type: "string", default: "1" },
+      state: { type: "string" },
+      directory: { type: "string" },
+      echo: { type: "boolean", default: !process.stdin.isTTY },
+      "log-level": { type: "string", default: "warn" },
+    },
+  });
+  const speed = Number(values.speed);
+  if (!(speed > 0)) {
+    process.stderr.write(`--speed must be a positive number, got "${values.speed}"\n`);
+    return 2;
+  }
+  if (process.stdin.isTTY) {
+    process.stdout.write(
+      "majordome sandbox — type as a user, e.g. `alice: !help`, `bob: +✅ 3`, `sim: help`; Ctrl-D to quit.\n",
+    );
+  }
+  await runSandbox({
+    input: process.stdin,
+    output: process.stdout,
+    speed,
+    directory: values.directory ? await YamlDirectory.fromFile(values.directory) : new YamlDirectory(),
+    authorizer: interimAuthorizer,
+    ...(values.state ? { stateDir: values.state } : {}),
+    echo: values.echo ?? false,
+    logLevel: values["log-level"] ?? "warn",
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`majordome: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
