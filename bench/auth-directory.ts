@@ -2,13 +2,9 @@
 import { SystemClock } from "../src/clock.js";
 import { LdapDirectory } from "../src/auth/ldap-directory.js";
 import { startSlapd } from "../test/support/slapd.js";
+import { percentile } from "./stats.js";
 
 const ROUNDS = 1_000;
-
-function percentile(sorted: number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Number((sorted[index] ?? NaN).toFixed(4));
-}
 
 async function timeLookups(dir: LdapDirectory, fresh: boolean): Promise<number[]> {
   const names = ["alice", "bob", "carol", "dave"];

@@ -1,5 +1,6 @@
 import type { CommandSpec } from "../src/commands/declare.js";
+import { accessCommands } from "./access.js";
 import { metaCommands } from "./meta.js";
 
 /** Every command majordome knows, by family. */
-export const allCommands: CommandSpec[] = [...metaCommands];
+export const allCommands: CommandSpec[] = [...metaCommands, ...accessCommands];

@@ -6,7 +6,10 @@ import { Inbox } from "./chat/inbox.js";
 import { MatrixFrontEnd } from "./chat/matrix/front-end.js";
 import { Outbox } from "./chat/outbox.js";
 import type { Clock } from "./clock.js";
-import type { Authorizer } from "./commands/authorize.js";
+import { PolicyAuthorizer } from "./commands/authorize.js";
+import type { CommandSpec } from "./commands/declare.js";
+import { loadPolicies, type Policies } from "./auth/policy.js";
+import { message } from "./chat/message.js";
 import type { Services } from "./commands/context.js";
 import { Router } from "./commands/router.js";
 import type { Config } from "./config/schema.js";
@@ -24,7 +27,10 @@ export interface AppDeps {
   clock: Clock;
   log: Logger;
   directory: Directory;
-  authorizer: Authorizer;
+  /** Defaults to the policies in config.policies_dir. */
+  policies?: Policies;
+  /** Defaults to every shipped command (tests add their own). */
+  commands?: CommandSpec[];
   /** Defaults to the store the config names. */
   store?: StateStore;
   /** Start the /health and /metrics server (default true). */
@@ -40,6 +46,8 @@ export interface Majordome {
   readonly metrics: Metrics;
   readonly http?: HttpServer;
   health(): Promise<HealthReport>;
+  /** Resolves after the first sync with the homeserver completed (start() does not wait for it). */
+  synced(): Promise<void>;
   /** Whether the event has been handled to the end (its answers are queued in the outbox). */
   handled(eventId: string): boolean;
   /** Stops taking events, finishes what is in flight, flushes the outbox (within the grace time). */
@@ -81,13 +89,17 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     inboxPending: () => inbox.pendingCount(),
   });
 
-  const router = new Router(allCommands, config.matrix.command_prefix);
+  const policies = deps.policies ?? (await loadPolicies(config.policies_dir));
+  const authorizer = new PolicyAuthorizer(policies);
+  const router = new Router(deps.commands ?? allCommands, config.matrix.command_prefix);
   const services: Services = {
     clock,
     store,
     journal,
     outbox,
     router,
+    authorizer,
+    policies,
     identify: identifier(deps.directory, {
       homeserverDomain: config.matrix.user_domain,
       explicit: config.directory.explicit,
@@ -104,21 +116,26 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     router,
     inbox,
     outbox,
-    authorizer: deps.authorizer,
+    authorizer,
     services,
     clock,
     log,
+    reactionsOn: (roomId, eventId) => frontEnd.reactionsOn(roomId, eventId),
     hooks: {
       commandFinished(name, outcome, ms) {
         metrics.commands.inc({ command: name, outcome });
         metrics.commandSeconds.observe({ command: name }, ms / 1000);
+      },
+      async brokeGlass(text) {
+        const room = config.matrix.alert_room ?? config.matrix.command_rooms[0]!;
+        await outbox.send(room, message(text));
       },
     },
   });
 
   outbox.start();
   await resumeUnfinished(journal, deps.resumers ?? new Map(), outbox, log);
-  pipeline.resume(pending);
+  await pipeline.resume(pending);
   await frontEnd.start(async (event) => {
     metrics.eventLag.observe(Math.max(0, clock.now() - event.originServerTs) / 1000);
     await pipeline.submit(event);
@@ -148,6 +165,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     metrics,
     ...(http ? { http } : {}),
     health,
+    synced: () => frontEnd.firstSynced,
     handled: (eventId) => inbox.isDone(eventId),
     async stop() {
       frontEnd.stop();

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "./quiet-deprecations.js";
 import { parseArgs } from "node:util";
 import { LdapDirectory } from "./auth/ldap-directory.js";
 import { YamlDirectory } from "./auth/yaml-directory.js";
@@ -9,13 +10,12 @@ import type { Config } from "./config/schema.js";
 import { createLogger } from "./log.js";
 import { startMajordome } from "./app.js";
 import { runSandbox } from "./sandbox/run.js";
-import { interimAuthorizer } from "./commands/authorize.js";
 
 const USAGE = `majordome — ChatOps for the collective's cluster
 
   majordome run [config.yml]            run the bot (default config: ./config.yml)
   majordome check-config [config.yml]   validate a config file, exit 0 if valid, 1 if not
-  majordome sandbox [--speed N] [--state DIR] [--directory FILE] [--echo] [--log-level L]
+  majordome sandbox [--speed N] [--state DIR] [--directory FILE] [--policies DIR] [--echo] [--log-level L]
                                         talk to majordome from the terminal, no cluster needed
 `;
 
@@ -89,7 +89,6 @@ async function run(path: string): Promise<number> {
     clock: systemClock,
     log,
     directory: await directoryFrom(config),
-    authorizer: interimAuthorizer,
   });
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
@@ -100,7 +99,8 @@ async function run(path: string): Promise<number> {
     process.once("SIGINT", shutdown);
   });
   await app.stop();
-  log.flush();
+  // The SDK's last long-poll sync cannot be cancelled; nothing is left to do, so do not wait for it.
+  log.flush(() => process.exit(0));
   return 0;
 }
 
@@ -113,6 +113,7 @@ async function sandbox(args: string[]): Promise<number> {
       directory: { type: "string" },
       echo: { type: "boolean", default: !process.stdin.isTTY },
       "log-level": { type: "string", default: "warn" },
+      policies: { type: "string", default: "policies" },
     },
   });
   const speed = Number(values.speed);
@@ -130,10 +131,10 @@ async function sandbox(args: string[]): Promise<number> {
     output: process.stdout,
     speed,
     directory: values.directory ? await YamlDirectory.fromFile(values.directory) : new YamlDirectory(),
-    authorizer: interimAuthorizer,
     ...(values.state ? { stateDir: values.state } : {}),
     echo: values.echo ?? false,
     logLevel: values["log-level"] ?? "warn",
+    policiesDir: values.policies ?? "policies",
   });
   return 0;
 }

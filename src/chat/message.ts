@@ -4,6 +4,8 @@ import MarkdownIt from "markdown-it";
 export interface Message {
   markdown: string;
   mentions?: string[];
+  /** Extra content keys (namespaced), e.g. the ID of the approval request a message carries. */
+  extra?: Record<string, unknown>;
 }
 
 export type MessageContent = Record<string, unknown>;
@@ -27,6 +29,7 @@ export function toNoticeContent(msg: Message): MessageContent {
     format: "org.matrix.custom.html",
     formatted_body: html,
     "m.mentions": { user_ids: [...new Set(msg.mentions ?? [])] },
+    ...msg.extra,
   };
 }
 

@@ -304,7 +304,7 @@ export class Outbox {
 }
 
 /** Derived from the item's ID, so a resend after a crash reuses it. */
-function transactionId(itemId: string): string {
+export function transactionId(itemId: string): string {
   return "mj" + createHash("sha256").update(itemId).digest("base64url").slice(0, 30);
 }
 

@@ -6,6 +6,8 @@ import type { ActionJournal } from "../state/journal.js";
 import type { StateStore } from "../state/store.js";
 import type { CommandSpec } from "./declare.js";
 import type { Router } from "./router.js";
+import type { Authorizer } from "./authorize.js";
+import type { Policies } from "../auth/policy.js";
 
 /** What every handler may use; later capabilities add their backends here. */
 export interface Services {
@@ -14,6 +16,8 @@ export interface Services {
   journal: ActionJournal;
   outbox: Outbox;
   router: Router;
+  authorizer: Authorizer;
+  policies: Policies;
   /** Reads a person's groups from the directory (fresh: bypass the cache). */
   identify(sender: string, opts?: { fresh?: boolean }): Promise<Identity>;
 }

@@ -20,6 +20,18 @@ export interface FlagSpec {
 
 export type ParsedArgs = Record<string, unknown>;
 
+/**
+ * What a command will do, shown to people and approved by them. `facts` are the observable facts the
+ * approval is about (a diff and its modify index, names and options, what a deletion removes; never
+ * generated secrets): if they differ when the action is about to run, it does not run.
+ */
+export interface Plan {
+  summary: string;
+  facts: unknown;
+  /** Handed to the backend to enforce the plan (e.g. Nomad's job modify index). */
+  guard?: unknown;
+}
+
 export interface CommandSpec<A extends ParsedArgs = ParsedArgs> {
   /** One or more words: "help", "db create". */
   name: string;
@@ -29,8 +41,13 @@ export interface CommandSpec<A extends ParsedArgs = ParsedArgs> {
   flags?: Record<string, FlagSpec>;
   /** The policy key that authorizes it; by default its name. */
   policy?: string;
-  /** Runs the command. Returning a Message replies with it; a handler may also reply itself. */
-  run(ctx: CommandContext, args: A): Promise<Message | void>;
+  /** For commands that can need approval: what running it now would do. */
+  plan?(ctx: CommandContext, args: A): Promise<Plan>;
+  /**
+   * Runs the command. Returning a Message replies with it; a handler may also reply itself. After an
+   * approval, `plan` is the fresh plan, checked equal to the approved one.
+   */
+  run(ctx: CommandContext, args: A, plan?: Plan): Promise<Message | void>;
 }
 
 /** Declares a command. `A` is the shape its arguments are validated into (positionals and flags by name). */

@@ -1,7 +1,15 @@
 import { distance } from "fastest-levenshtein";
 import { parseArgsStringToArgv } from "string-argv";
 import { code } from "../chat/message.js";
-import { policyKey, usage, type CommandSpec, type ParsedArgs } from "./declare.js";
+import { policyKey, usage, type CommandSpec, type FlagSpec, type ParsedArgs } from "./declare.js";
+import { text } from "./types.js";
+
+/** Accepted by every command: skips an approval where a policy allows it, with a reason (audited). */
+export const BREAK_GLASS = "break-glass";
+const breakGlassFlag: FlagSpec = {
+  summary: "run without the approval, where a policy allows it",
+  type: text,
+};
 
 export type Resolution =
   | { kind: "command"; spec: CommandSpec; args: ParsedArgs; policyKeys: string[] }
@@ -44,10 +52,10 @@ export class Router {
   private unknown(words: string[]): string {
     const attempt = words.slice(0, this.maxWords).join(" ");
     let best: { name: string; d: number } | undefined;
-    for (const candidate of this.byWords.keys()) {
+    for (const candidate of this.commands.map((spec) => spec.name)) {
       const typed = words.slice(0, candidate.split(" ").length).join(" ");
       const d = distance(typed, candidate);
-      if (d <= Math.max(1, Math.floor(candidate.length / 3)) && (!best || d < best.d))
+      if (d <= Math.max(2, Math.floor(candidate.length / 3)) && (!best || d < best.d))
         best = { name: candidate, d };
     }
     const hint = best ? ` Did you mean ${code(this.prefix + best.name)}?` : "";
@@ -76,7 +84,7 @@ export class Router {
         continue;
       }
       const [flagName, inline] = splitFlag(word.slice(2));
-      const flag = flags[flagName];
+      const flag = flagName === BREAK_GLASS ? breakGlassFlag : flags[flagName];
       if (!flag) {
         const known = Object.keys(flags);
         return fail(

@@ -7,8 +7,8 @@ export interface Versioned<T> {
   version: number;
 }
 
-export interface AuditEntry {
-  at: number;
+/** One audit record: who did what, with what result. Never secrets. */
+export interface AuditFields {
   kind: string;
   actor?: string;
   roomId?: string;
@@ -16,6 +16,10 @@ export interface AuditEntry {
   args?: unknown;
   result?: string;
   [field: string]: unknown;
+}
+
+export interface AuditEntry extends AuditFields {
+  at: number;
 }
 
 export interface StateStore {

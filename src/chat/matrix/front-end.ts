@@ -42,6 +42,9 @@ export class MatrixFrontEnd implements ChatTransport {
   private userId = "";
   private firstSync = false;
   private lastStoredAt = 0;
+  private markSynced: () => void = () => undefined;
+  /** Resolves once the first sync batch has been handled and its position stored. */
+  readonly firstSynced = new Promise<void>((resolve) => (this.markSynced = resolve));
 
   constructor(private readonly opts: MatrixFrontEndOptions) {
     if (opts.encryption && crypto.cryptoAvailable === false) {
@@ -54,6 +57,7 @@ export class MatrixFrontEnd implements ChatTransport {
     this.storage = new StateStorageProvider(opts.store, () => {
       this.lastStoredAt = opts.clock.now();
       this.firstSync = false;
+      this.markSynced();
     });
     this.client = new AwaitedSyncClient(
       opts.homeserverUrl,
@@ -128,6 +132,30 @@ export class MatrixFrontEnd implements ChatTransport {
     } catch (error) {
       throw deliveryError(error);
     }
+  }
+
+  /** The reactions (m.annotation) on an event now, through the relations API, all pages. */
+  async reactionsOn(
+    roomId: string,
+    eventId: string,
+  ): Promise<Array<{ eventId: string; sender: string; key: string }>> {
+    const found: Array<{ eventId: string; sender: string; key: string }> = [];
+    let from: string | undefined;
+    do {
+      const path = `/_matrix/client/v1/rooms/${enc(roomId)}/relations/${enc(eventId)}/m.annotation/m.reaction`;
+      const page = (await this.client.doRequest("GET", path, { limit: 100, ...(from ? { from } : {}) })) as {
+        chunk?: Array<Record<string, unknown>>;
+        next_batch?: string;
+      };
+      for (const raw of page.chunk ?? []) {
+        const event = toRoomEvent(roomId, raw);
+        const rel = event && (event.content["m.relates_to"] as { key?: unknown } | undefined);
+        if (event && typeof rel?.key === "string")
+          found.push({ eventId: event.eventId, sender: event.sender, key: rel.key });
+      }
+      from = page.next_batch;
+    } while (from);
+    return found;
   }
 
   private async onSdkEvent(type: string, payload: unknown[]): Promise<void> {

@@ -64,7 +64,12 @@ export function routeSdkLogs(log: Logger): void {
     debug: () => undefined,
     info: (module: string, ...parts: unknown[]) => child.debug({ sdkModule: module }, text(parts)),
     warn: (module: string, ...parts: unknown[]) => child.warn({ sdkModule: module }, text(parts)),
-    error: (module: string, ...parts: unknown[]) => child.warn({ sdkModule: module }, text(parts)),
+    // The SDK logs every error answer, including the 404 it expects and tolerates for missing account data.
+    error: (module: string, ...parts: unknown[]) => {
+      const line = text(parts);
+      if (line.includes('"M_NOT_FOUND"')) child.debug({ sdkModule: module }, line);
+      else child.warn({ sdkModule: module }, line);
+    },
   });
   LogService.setLevel(LogLevel.WARN);
 }

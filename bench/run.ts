@@ -1,0 +1,46 @@
+/** `npm run bench`: every benchmark, its figures printed as they come, with the targets next to them. */
+import { benchDirectory } from "./auth-directory.js";
+import { benchFoundation } from "./foundation.js";
+
+interface Target {
+  figure: string;
+  check: (value: number, all: Record<string, number>) => boolean;
+  text: string;
+}
+
+const TARGETS: Target[] = [
+  { figure: "command.overhead.p99_ms", check: (v) => v < 10, text: "< 10 ms" },
+  { figure: "command.throughput.per_s", check: (v) => v >= 300, text: ">= 300 commands/s" },
+  { figure: "memory.rss.idle_over_bare_mb", check: (v) => v <= 30, text: "<= 30 MB over bare libraries" },
+];
+
+const SECTIONS: Array<[string, () => Promise<Record<string, number>>]> = [
+  ["foundation: commands through the homeserver double", benchFoundation],
+  ["authorization: directory lookups against a local slapd", benchDirectory],
+];
+
+async function main(): Promise<void> {
+  const only = process.argv[2];
+  let missed = 0;
+  for (const [title, run] of SECTIONS) {
+    if (only && !title.startsWith(only)) continue;
+    console.log(`\n## ${title}`);
+    const figures = await run();
+    for (const [name, value] of Object.entries(figures)) {
+      const target = TARGETS.find((t) => t.figure === name);
+      const verdict = target
+        ? target.check(value, figures)
+          ? `  ✓ target ${target.text}`
+          : `  ✗ target ${target.text}`
+        : "";
+      if (target && !target.check(value, figures)) missed++;
+      console.log(`${name.padEnd(36)} ${String(value).padStart(10)}${verdict}`);
+    }
+  }
+  console.log(missed ? `\n${missed} target(s) missed` : "\nall targets met");
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
