@@ -79,10 +79,18 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     log,
   });
 
-  const outbox: Outbox = new Outbox(store, frontEnd, clock, timings, log, {
-    rateLimited: () => metrics.rateLimited.inc(),
-    sent: () => crashPoint("message-sent"),
-  });
+  const outbox: Outbox = new Outbox(
+    store,
+    frontEnd,
+    clock,
+    timings,
+    log,
+    {
+      rateLimited: () => metrics.rateLimited.inc(),
+      sent: () => crashPoint("message-sent"),
+    },
+    config.matrix.send_concurrency,
+  );
   const metrics: Metrics = new Metrics({
     outboxDepth: () => outbox.depth(),
     syncAgeSeconds: () => (frontEnd.lastSyncAt() ? (clock.now() - frontEnd.lastSyncAt()) / 1000 : NaN),

@@ -171,7 +171,10 @@ export class Pipeline {
     const finish = (name: string, outcome: Outcome) =>
       this.opts.hooks?.commandFinished?.(name, outcome, performance.now() - started);
 
-    await outbox.react(event.roomId, event.eventId, "👀", `${event.eventId}#seen`);
+    await outbox.react(event.roomId, event.eventId, "👀", {
+      id: `${event.eventId}#seen`,
+      lane: `${event.eventId}#seen`,
+    });
     const resolution = router.resolve(line);
     if (resolution.kind === "error") {
       await this.answer(target, 0, message(resolution.message));
@@ -339,6 +342,8 @@ export class Pipeline {
   private answer(target: AnswerTarget, n: number, msg: Message): Promise<string> {
     return this.opts.outbox.send(target.roomId, msg, {
       id: `${target.idPrefix}${n}`,
+      // A command's answers stay in order; different commands' answers may overtake each other.
+      lane: target.idPrefix,
       ...(target.threadRoot ? { threadRoot: target.threadRoot } : { replyTo: target.replyTo! }),
     });
   }

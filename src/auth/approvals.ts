@@ -119,8 +119,8 @@ export class Approvals {
       id: request.messageId,
       replyTo: request.commandEventId,
     });
-    await outbox.react(request.roomId, request.messageId, APPROVE, `${request.id}#offer-approve`);
-    await outbox.react(request.roomId, request.messageId, REJECT, `${request.id}#offer-reject`);
+    await outbox.react(request.roomId, request.messageId, APPROVE, { id: `${request.id}#offer-approve` });
+    await outbox.react(request.roomId, request.messageId, REJECT, { id: `${request.id}#offer-reject` });
     await this.deps.audit({
       kind: "approval.requested",
       actor: request.requester,

@@ -2,24 +2,18 @@ import type { StateStore } from "../state/store.js";
 import type { RoomEvent } from "./events.js";
 
 const PENDING = "inbox/pending/";
-const PROCESSED = "inbox/processed/";
-const BUCKETS = 10;
-
-interface Bucket {
-  seq: number;
-  ids: string[];
-}
+const DONE = "inbox/done/";
 
 /**
  * Inbound events are accepted here durably before the sync position moves past them, and remembered as
- * processed once handled (the last `kept` IDs), so that a crash neither loses a command nor runs it twice
- * when the homeserver delivers it again.
+ * processed once handled (the last `kept` IDs, one small key each, the oldest pruned), so that a crash
+ * neither loses a command nor runs it twice when the homeserver delivers it again.
  */
 export class Inbox {
   private readonly pending = new Map<string, RoomEvent>();
-  private readonly processed = new Set<string>();
-  private buckets: Bucket[] = [];
-  private current = 0;
+  /** Processed event IDs, oldest first, with their sequence numbers. */
+  private readonly processed = new Map<string, number>();
+  private seq = 0;
 
   constructor(
     private readonly store: StateStore,
@@ -28,13 +22,10 @@ export class Inbox {
 
   async load(): Promise<RoomEvent[]> {
     for (const { value } of await this.store.list<RoomEvent>(PENDING)) this.pending.set(value.eventId, value);
-    this.buckets = Array.from({ length: BUCKETS }, () => ({ seq: 0, ids: [] }));
-    for (const { key, value } of await this.store.list<Bucket>(PROCESSED)) {
-      const index = Number(key.slice(PROCESSED.length));
-      if (index >= 0 && index < BUCKETS) this.buckets[index] = value;
-    }
-    this.current = this.buckets.reduce((best, b, i) => (b.seq > this.buckets[best]!.seq ? i : best), 0);
-    for (const bucket of this.buckets) for (const id of bucket.ids) this.processed.add(id);
+    const done = await this.store.list<number>(DONE);
+    done.sort((a, b) => a.value - b.value);
+    for (const { key, value } of done) this.processed.set(decodeURIComponent(key.slice(DONE.length)), value);
+    this.seq = done.at(-1)?.value ?? 0;
     return [...this.pending.values()].sort((a, b) => a.originServerTs - b.originServerTs);
   }
 
@@ -57,17 +48,13 @@ export class Inbox {
 
   async done(eventId: string): Promise<void> {
     if (!this.processed.has(eventId)) {
-      let bucket = this.buckets[this.current]!;
-      if (bucket.ids.length >= Math.ceil(this.kept / BUCKETS)) {
-        const seq = bucket.seq + 1;
-        this.current = (this.current + 1) % BUCKETS;
-        for (const old of this.buckets[this.current]!.ids) this.processed.delete(old);
-        bucket = { seq, ids: [] };
-        this.buckets[this.current] = bucket;
+      this.processed.set(eventId, ++this.seq);
+      await this.store.set(DONE + encodeURIComponent(eventId), this.seq);
+      for (const [oldest] of this.processed) {
+        if (this.processed.size <= this.kept) break;
+        this.processed.delete(oldest);
+        await this.store.delete(DONE + encodeURIComponent(oldest));
       }
-      bucket.ids.push(eventId);
-      this.processed.add(eventId);
-      await this.store.set(PROCESSED + this.current, bucket);
     }
     this.pending.delete(eventId);
     await this.store.delete(PENDING + encodeURIComponent(eventId));

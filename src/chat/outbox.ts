@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import pLimit, { type LimitFunction } from "p-limit";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { StateStore } from "../state/store.js";
@@ -20,6 +21,8 @@ interface OutboxItem {
   seq: number;
   id: string;
   roomId: string;
+  /** Items of one lane go out in order; lanes go out side by side (up to the concurrency limit). */
+  lane: string;
   kind: "message" | "edit" | "reaction" | "redaction";
   message?: Message;
   replyTo?: EventRef;
@@ -46,10 +49,12 @@ const SENT = "sent/";
  * Every message majordome sends goes through here. An item is persisted before the caller's promise
  * resolves and is removed only once the homeserver has answered, so a crash neither loses it nor posts it
  * twice: the resend uses the same transaction ID and the homeserver answers the same event ID.
- * Per room, items go out in order; rate limits are waited out and retried; nothing is dropped but what the
- * homeserver refuses for good (logged).
+ * Items of a lane go out in order (by default a room is one lane; the answers to one command are one
+ * lane); an edit or reaction waits for the message it refers to. Rate limits are waited out and retried;
+ * nothing is dropped but what the homeserver refuses for good (logged).
  */
 export class Outbox {
+  /** Pending items by lane. */
   private readonly queues = new Map<string, OutboxItem[]>();
   private readonly inFlight = new Set<string>();
   private readonly workers = new Map<string, Promise<void>>();
@@ -60,6 +65,8 @@ export class Outbox {
   private editCounter = 0;
   private running = false;
 
+  private readonly limit: LimitFunction;
+
   constructor(
     private readonly store: StateStore,
     private readonly transport: ChatTransport,
@@ -67,7 +74,10 @@ export class Outbox {
     private readonly timings: OutboxTimings,
     private readonly log: Logger,
     private readonly events: OutboxEvents = {},
-  ) {}
+    concurrency = 4,
+  ) {
+    this.limit = pLimit(concurrency);
+  }
 
   /** Loads what a previous run left unsent and what it sent. */
   async load(): Promise<void> {
@@ -75,14 +85,14 @@ export class Outbox {
       this.sentIds.set(key.slice(SENT.length), value);
     }
     for (const { value } of await this.store.list<OutboxItem>(QUEUE)) {
-      this.queueOf(value.roomId).push(value);
+      this.queueOf(value.lane).push(value);
       this.lastSeq = Math.max(this.lastSeq, value.seq);
     }
   }
 
   start(): void {
     this.running = true;
-    for (const roomId of this.queues.keys()) this.kick(roomId);
+    for (const lane of this.queues.keys()) this.kick(lane);
   }
 
   async stop(): Promise<void> {
@@ -96,26 +106,38 @@ export class Outbox {
     return total;
   }
 
-  /** Sends a notice. Giving `id` makes the call idempotent: a second call with the same ID does nothing. */
+  /**
+   * Sends a notice. Giving `id` makes the call idempotent: a second call with the same ID does nothing.
+   * `lane` orders it after the lane's earlier items (default: the room's lane).
+   */
   async send(
     roomId: string,
     msg: Message,
-    opts: { id?: string; replyTo?: EventRef; threadRoot?: EventRef } = {},
+    opts: { id?: string; replyTo?: EventRef; threadRoot?: EventRef; lane?: string } = {},
   ): Promise<string> {
     const id = opts.id ?? this.freshId("m");
     if (this.known(id)) return id;
-    await this.enqueue({ id, roomId, kind: "message", message: msg, ...pick(opts, "replyTo", "threadRoot") });
+    await this.enqueue({
+      id,
+      roomId,
+      lane: opts.lane ?? roomId,
+      kind: "message",
+      message: msg,
+      ...pick(opts, "replyTo", "threadRoot"),
+    });
     return id;
   }
 
   /** Replaces a message's content; pending edits of the same message are coalesced into the latest. */
   async edit(roomId: string, target: string, msg: Message): Promise<void> {
-    const queue = this.queueOf(roomId);
-    const pending = queue.find(
-      (item) =>
-        !this.inFlight.has(item.id) &&
-        ((item.kind === "message" && item.id === target) || (item.kind === "edit" && item.target === target)),
-    );
+    const pending = [...this.queues.values()]
+      .flat()
+      .find(
+        (item) =>
+          !this.inFlight.has(item.id) &&
+          ((item.kind === "message" && item.id === target) ||
+            (item.kind === "edit" && item.target === target)),
+      );
     if (pending) {
       pending.message = msg;
       await this.store.set(this.keyOf(pending), pending);
@@ -124,22 +146,29 @@ export class Outbox {
     await this.enqueue({
       id: `${target}~e${++this.editCounter}`,
       roomId,
+      // All edits of a message share a lane, so they reach the homeserver in the order they were made.
+      lane: `${roomId} edits of ${target}`,
       kind: "edit",
       target,
       message: msg,
     });
   }
 
-  async react(roomId: string, target: EventRef, key: string, id?: string): Promise<void> {
-    const itemId = id ?? this.freshId("r");
+  async react(
+    roomId: string,
+    target: EventRef,
+    key: string,
+    opts: { id?: string; lane?: string } = {},
+  ): Promise<void> {
+    const itemId = opts.id ?? this.freshId("r");
     if (this.known(itemId)) return;
-    await this.enqueue({ id: itemId, roomId, kind: "reaction", target, key });
+    await this.enqueue({ id: itemId, roomId, lane: opts.lane ?? roomId, kind: "reaction", target, key });
   }
 
   async redact(roomId: string, target: EventRef, id?: string): Promise<void> {
     const itemId = id ?? this.freshId("x");
     if (this.known(itemId)) return;
-    await this.enqueue({ id: itemId, roomId, kind: "redaction", target });
+    await this.enqueue({ id: itemId, roomId, lane: roomId, kind: "redaction", target });
   }
 
   /** The event ID of a message once delivered (null if the homeserver refused it for good). */
@@ -169,27 +198,32 @@ export class Outbox {
   private async enqueue(item: Omit<OutboxItem, "seq">): Promise<void> {
     const full: OutboxItem = { ...item, seq: this.nextSeq() };
     await this.store.set(this.keyOf(full), full);
-    this.queueOf(full.roomId).push(full);
-    this.kick(full.roomId);
+    this.queueOf(full.lane).push(full);
+    this.kick(full.lane);
   }
 
-  private kick(roomId: string): void {
-    if (!this.running || this.workers.has(roomId)) return;
-    const worker = this.drainRoom(roomId).finally(() => {
-      this.workers.delete(roomId);
-      if ((this.queues.get(roomId)?.length ?? 0) > 0 && this.running) this.kick(roomId);
-      else if (this.depth() === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+  private kick(lane: string): void {
+    if (!this.running || this.workers.has(lane)) return;
+    const worker = this.drainLane(lane).finally(() => {
+      this.workers.delete(lane);
+      if ((this.queues.get(lane)?.length ?? 0) > 0 && this.running) this.kick(lane);
+      else {
+        this.queues.delete(lane);
+        if (this.depth() === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+      }
     });
-    this.workers.set(roomId, worker);
+    this.workers.set(lane, worker);
   }
 
-  private async drainRoom(roomId: string): Promise<void> {
-    const queue = this.queueOf(roomId);
+  private async drainLane(lane: string): Promise<void> {
+    const queue = this.queueOf(lane);
     while (this.running && queue.length > 0) {
       const item = queue[0]!;
       this.inFlight.add(item.id);
       try {
-        const eventId = await this.deliverWithRetry(item);
+        // Wait for what it refers to outside the concurrency limit, so waiting never blocks a send.
+        const target = await this.targetOf(item);
+        const eventId = target === null ? null : await this.limit(() => this.deliverWithRetry(item, target));
         await this.settle(item, eventId);
       } finally {
         this.inFlight.delete(item.id);
@@ -198,10 +232,10 @@ export class Outbox {
     }
   }
 
-  private async deliverWithRetry(item: OutboxItem): Promise<string | null> {
+  private async deliverWithRetry(item: OutboxItem, target: string | undefined): Promise<string | null> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.deliver(item);
+        return await this.deliver(item, target);
       } catch (error) {
         const failure = error instanceof DeliveryError ? error.failure : "transient";
         if (failure === "permanent") {
@@ -225,48 +259,48 @@ export class Outbox {
     }
   }
 
-  private async deliver(item: OutboxItem): Promise<string | null> {
+  private async deliver(item: OutboxItem, target: string | undefined): Promise<string | null> {
     const txnId = transactionId(item.id);
     switch (item.kind) {
       case "message": {
         const msg = item.message!;
-        let content: MessageContent = toNoticeContent(msg);
-        if (item.threadRoot) {
-          const root = await this.resolveTarget(item.threadRoot);
-          if (root) content = threadContent(msg, root);
-        } else if (item.replyTo) {
-          const target = await this.resolveTarget(item.replyTo);
-          if (target) content = replyContent(msg, target);
-        }
+        const content: MessageContent = !target
+          ? toNoticeContent(msg)
+          : item.threadRoot
+            ? threadContent(msg, target)
+            : replyContent(msg, target);
         return this.transport.sendEvent(item.roomId, "m.room.message", content, txnId);
       }
-      case "edit": {
-        const original = await this.resolveTarget(item.target!);
-        if (!original) return null;
+      case "edit":
         return this.transport.sendEvent(
           item.roomId,
           "m.room.message",
-          editContent(item.message!, original),
+          editContent(item.message!, target!),
           txnId,
         );
-      }
-      case "reaction": {
-        const target = await this.resolveTarget(item.target!);
-        if (!target) return null;
-        return this.transport.sendEvent(item.roomId, "m.reaction", reactionContent(target, item.key!), txnId);
-      }
-      case "redaction": {
-        const target = await this.resolveTarget(item.target!);
-        if (!target) return null;
-        return this.transport.redactEvent(item.roomId, target, txnId);
-      }
+      case "reaction":
+        return this.transport.sendEvent(
+          item.roomId,
+          "m.reaction",
+          reactionContent(target!, item.key!),
+          txnId,
+        );
+      case "redaction":
+        return this.transport.redactEvent(item.roomId, target!, txnId);
     }
   }
 
-  /** Targets are sent before what refers to them (same room, in order), so a local ID is known here. */
-  private async resolveTarget(ref: EventRef): Promise<string | null> {
-    if (ref.startsWith("$")) return ref;
-    return this.sentIds.get(ref) ?? null;
+  /**
+   * The event an item refers to (thread root, replied-to, edited, reacted-to): undefined when none; null
+   * when it is a message of ours that was never delivered (then neither is this item).
+   */
+  private async targetOf(item: OutboxItem): Promise<string | null | undefined> {
+    const ref = item.kind === "message" ? (item.threadRoot ?? item.replyTo) : item.target;
+    if (ref === undefined || ref.startsWith("$")) return ref;
+    const exists = this.sentIds.has(ref) || this.known(ref);
+    // A message whose relation cannot be resolved still goes out, without the relation.
+    if (item.kind === "message") return exists ? ((await this.eventIdOf(ref)) ?? undefined) : undefined;
+    return exists ? this.eventIdOf(ref) : null;
   }
 
   private async settle(item: OutboxItem, eventId: string | null): Promise<void> {
@@ -280,11 +314,11 @@ export class Outbox {
     if (eventId) this.events.sent?.({ id: item.id, roomId: item.roomId, kind: item.kind, eventId });
   }
 
-  private queueOf(roomId: string): OutboxItem[] {
-    let queue = this.queues.get(roomId);
+  private queueOf(lane: string): OutboxItem[] {
+    let queue = this.queues.get(lane);
     if (!queue) {
       queue = [];
-      this.queues.set(roomId, queue);
+      this.queues.set(lane, queue);
     }
     return queue;
   }

@@ -21,6 +21,8 @@ const matrix = z.strictObject({
   command_prefix: z.string().min(1).max(3).default("!"),
   encryption: z.boolean().default(false),
   crypto_store: z.string().default("./data/crypto"),
+  /** How many messages may be on their way to the homeserver at once. */
+  send_concurrency: z.number().int().min(1).max(32).default(4),
 });
 
 const ldap = z.strictObject({

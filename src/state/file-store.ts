@@ -1,86 +1,89 @@
-import { appendFile, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import writeFileAtomic from "write-file-atomic";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { AuditEntry, StateStore, Versioned } from "./store.js";
 
-interface StoredValue {
-  version: number;
-  value: unknown;
-}
-
 /**
- * The embedded store: one file per key, each replaced atomically (write to a temporary file, then
- * rename), so a kill mid-write leaves either the old or the new value, never a torn one. Keys are
- * mirrored in memory: this backend belongs to a single process (several instances use Consul).
+ * The embedded store: one SQLite database file (Node's built-in node:sqlite) in write-ahead-log mode.
+ * Every write is a transaction, so a kill at any point leaves the state as it was before or after the
+ * write, never torn. With `fsync`, each write also reaches the disk before it returns (synchronous=FULL);
+ * without, it survives a process crash but maybe not a power cut (synchronous=NORMAL).
+ * One process at a time: several instances share state through Consul instead.
  */
 export class FileStateStore implements StateStore {
-  private readonly entries = new Map<string, StoredValue>();
-  private readonly writes = new Map<string, Promise<void>>();
+  private readonly statements: Record<
+    "get" | "upsert" | "insert" | "update" | "remove" | "range" | "audit" | "lastAudit",
+    StatementSync
+  >;
 
-  private constructor(
-    private readonly dir: string,
-    private readonly fsync: boolean,
-  ) {}
+  private constructor(private readonly db: DatabaseSync) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
+    `);
+    this.statements = {
+      get: db.prepare("SELECT version, value FROM kv WHERE key = ?"),
+      upsert: db.prepare(
+        "INSERT INTO kv (key, version, value) VALUES (?, 1, ?) " +
+          "ON CONFLICT(key) DO UPDATE SET version = version + 1, value = excluded.value",
+      ),
+      insert: db.prepare("INSERT INTO kv (key, version, value) VALUES (?, 1, ?) ON CONFLICT(key) DO NOTHING"),
+      update: db.prepare("UPDATE kv SET version = version + 1, value = ? WHERE key = ? AND version = ?"),
+      remove: db.prepare("DELETE FROM kv WHERE key = ?"),
+      range: db.prepare("SELECT key, version, value FROM kv WHERE key >= ? AND key < ? ORDER BY key"),
+      audit: db.prepare("INSERT INTO audit (entry) VALUES (?)"),
+      lastAudit: db.prepare("SELECT entry FROM audit ORDER BY id DESC LIMIT ?"),
+    };
+  }
 
   static async open(dir: string, opts: { fsync?: boolean } = {}): Promise<FileStateStore> {
-    const store = new FileStateStore(dir, opts.fsync ?? true);
-    await mkdir(join(dir, "kv"), { recursive: true });
-    for (const name of await readdir(join(dir, "kv"))) {
-      if (!name.endsWith(".json")) continue; // leftovers of an interrupted atomic write
-      const text = await readFile(join(dir, "kv", name), "utf8");
-      store.entries.set(decodeURIComponent(name.slice(0, -".json".length)), JSON.parse(text) as StoredValue);
-    }
-    return store;
+    mkdirSync(dir, { recursive: true });
+    const db = new DatabaseSync(join(dir, "state.db"));
+    db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.fsync === false ? "NORMAL" : "FULL"};`);
+    return new FileStateStore(db);
   }
 
   async get<T>(key: string): Promise<Versioned<T> | undefined> {
-    const entry = this.entries.get(key);
-    return entry && { value: structuredClone(entry.value) as T, version: entry.version };
+    const row = this.statements.get.get(key) as { version: number; value: string } | undefined;
+    return row && { value: JSON.parse(row.value) as T, version: row.version };
   }
 
   async set<T>(key: string, value: T): Promise<void> {
-    await this.write(key, value);
+    this.statements.upsert.run(key, JSON.stringify(value));
   }
 
   async cas<T>(key: string, value: T, version: number): Promise<boolean> {
-    if ((this.entries.get(key)?.version ?? 0) !== version) return false;
-    await this.write(key, value);
-    return true;
+    const text = JSON.stringify(value);
+    const result =
+      version === 0 ? this.statements.insert.run(key, text) : this.statements.update.run(text, key, version);
+    return result.changes === 1;
   }
 
   async delete(key: string): Promise<void> {
-    if (!this.entries.delete(key)) return;
-    await this.serialise(key, () => rm(this.pathOf(key), { force: true }));
+    this.statements.remove.run(key);
   }
 
   async list<T>(prefix: string): Promise<Array<Versioned<T> & { key: string }>> {
-    return [...this.entries.entries()]
-      .filter(([key]) => key.startsWith(prefix))
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, entry]) => ({ key, value: structuredClone(entry.value) as T, version: entry.version }));
+    const rows = this.statements.range.all(prefix, prefix + "\uffff") as Array<{
+      key: string;
+      version: number;
+      value: string;
+    }>;
+    return rows.map((row) => ({ key: row.key, version: row.version, value: JSON.parse(row.value) as T }));
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await appendFile(join(this.dir, "audit.jsonl"), JSON.stringify(entry) + "\n");
+    this.statements.audit.run(JSON.stringify(entry));
   }
 
   async readAudit(limit: number): Promise<AuditEntry[]> {
-    let text: string;
-    try {
-      text = await readFile(join(this.dir, "audit.jsonl"), "utf8");
-    } catch {
-      return [];
-    }
-    return text
-      .split("\n")
-      .filter((line) => line.trim() !== "")
-      .slice(-limit)
-      .map((line) => JSON.parse(line) as AuditEntry);
+    const rows = this.statements.lastAudit.all(limit) as Array<{ entry: string }>;
+    return rows.map((row) => JSON.parse(row.entry) as AuditEntry).reverse();
   }
 
   async healthy(): Promise<boolean> {
     try {
-      await stat(join(this.dir, "kv"));
+      this.statements.get.get("health");
       return true;
     } catch {
       return false;
@@ -88,27 +91,6 @@ export class FileStateStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.writes.values());
-  }
-
-  /** Updates memory at once (later reads see it) and the file in the background, in order per key. */
-  private write(key: string, value: unknown): Promise<void> {
-    const entry = { version: (this.entries.get(key)?.version ?? 0) + 1, value: structuredClone(value) };
-    this.entries.set(key, entry);
-    const text = JSON.stringify(entry);
-    return this.serialise(key, () => writeFileAtomic(this.pathOf(key), text, { fsync: this.fsync }));
-  }
-
-  private serialise(key: string, op: () => Promise<void>): Promise<void> {
-    const next = (this.writes.get(key) ?? Promise.resolve()).then(op);
-    const tracked = next.finally(() => {
-      if (this.writes.get(key) === tracked) this.writes.delete(key);
-    });
-    this.writes.set(key, tracked);
-    return next;
-  }
-
-  private pathOf(key: string): string {
-    return join(this.dir, "kv", `${encodeURIComponent(key)}.json`);
+    if (this.db.isOpen) this.db.close();
   }
 }

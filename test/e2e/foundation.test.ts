@@ -69,6 +69,15 @@ describe("majordome through the homeserver double", () => {
     ).toEqual(["👀"]);
   });
 
+  it("on its very first start, does not run commands from the room's history", async () => {
+    const w = await world();
+    const old = w.say("alice", "!ping");
+    await inProcess(w);
+    const fresh = w.say("alice", "!ping");
+    await replyTo(w, fresh);
+    expect(w.repliesTo(old)).toHaveLength(0);
+  });
+
   it("answers a mention as it answers the prefix, and explains one command", async () => {
     const w = await world();
     await inProcess(w);

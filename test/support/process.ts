@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { repoRoot } from "./paths.js";
 
 /** A majordome process (the built one, `npm run build`), as Nomad would run it. */
@@ -14,8 +14,10 @@ export interface MajordomeProcess {
 }
 
 export function spawnMajordome(configPath: string, env: Record<string, string> = {}): MajordomeProcess {
-  const child = spawn(process.execPath, [mainPath(), "run", configPath], {
-    env: { ...process.env, ...env },
+  // Through the launcher, as Nomad runs it, with this Node.js first on the PATH.
+  const path = `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}`;
+  const child = spawn(join(repoRoot(), "bin", "majordome"), ["run", configPath], {
+    env: { ...process.env, PATH: path, ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
@@ -48,8 +50,4 @@ export async function waitHealthy(healthUrl: string, timeoutMs = 15_000): Promis
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error(`${healthUrl} not healthy within ${timeoutMs} ms`);
-}
-
-function mainPath(): string {
-  return join(repoRoot(), "dist", "src", "main.js");
 }

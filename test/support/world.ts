@@ -27,9 +27,19 @@ export interface World {
 
 export async function startWorld(): Promise<World> {
   const hs = await startHomeserver({ serverName: DOMAIN });
+  // Every event of the served room, rendered once as it happens (re-reading the timeline renders it all).
+  const seen: ClientEvent[] = [];
+  const waiting = new Set<(event: ClientEvent) => void>();
+  let servedRoom = "";
+  hs.onEvent((room, event) => {
+    if (room !== servedRoom) return;
+    seen.push(event);
+    for (const waiter of [...waiting]) waiter(event);
+  });
   const bot = hs.registerUser("majordome");
   const founder = hs.registerUser("alice").userId;
   const roomId = hs.createRoom(founder, { name: "ops" });
+  servedRoom = roomId;
   hs.invite(roomId, founder, bot.userId);
   hs.join(roomId, bot.userId);
   const joined = new Set([founder, bot.userId]);
@@ -57,31 +67,31 @@ export async function startWorld(): Promise<World> {
     say: (user, text) => hs.sendText(roomId, member(user), text),
     react: (user, target, key) => hs.react(roomId, member(user), target, key),
     waitFor(predicate, timeoutMs = 10_000) {
-      const existing = hs.timeline(roomId).find(predicate);
+      const existing = seen.find(predicate);
       if (existing) return Promise.resolve(existing);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           off();
           reject(new Error(`no matching event within ${timeoutMs} ms`));
         }, timeoutMs);
-        const off = hs.onEvent((room, event) => {
-          if (room !== roomId || !predicate(event)) return;
+        const waiter = (event: ClientEvent) => {
+          if (!predicate(event)) return;
           clearTimeout(timer);
           off();
           resolve(event);
-        });
+        };
+        const off = () => waiting.delete(waiter);
+        waiting.add(waiter);
       });
     },
     repliesTo: (eventId) =>
-      hs
-        .timeline(roomId)
-        .filter(
-          (e) =>
-            e.sender === bot.userId &&
-            e.type === "m.room.message" &&
-            relatesTo(e)?.["m.in_reply_to"]?.event_id === eventId &&
-            relatesTo(e)?.rel_type !== "m.thread",
-        ),
+      seen.filter(
+        (e) =>
+          e.sender === bot.userId &&
+          e.type === "m.room.message" &&
+          relatesTo(e)?.["m.in_reply_to"]?.event_id === eventId &&
+          relatesTo(e)?.rel_type !== "m.thread",
+      ),
     botReactionsTo: (eventId) =>
       hs
         .timeline(roomId)

@@ -1,6 +1,9 @@
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { repoRoot } from "../support/paths.js";
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { Inbox } from "../../src/chat/inbox.js";
@@ -31,14 +34,30 @@ describe("file state store", () => {
     expect((await (await FileStateStore.open(dir)).list("a/")).map((e) => e.key)).toEqual(["a/1"]);
   });
 
-  it("ignores the temporary file an interrupted atomic write leaves behind", async () => {
+  it("a process killed with SIGKILL in the middle of writing leaves a consistent store", async () => {
     const dir = await freshDir();
+    const module = pathToFileURL(join(repoRoot(), "dist", "src", "state", "file-store.js")).href;
+    const script = `
+      const { FileStateStore } = await import(${JSON.stringify(module)});
+      const store = await FileStateStore.open(${JSON.stringify(dir)}, { fsync: false });
+      for (let i = 1; ; i++) {
+        await store.set("k" + (i % 50), { i, pad: "x".repeat(2000) });
+        await store.set("counter", i);
+        if (i === 500) console.log("writing");
+      }`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+
     const store = await FileStateStore.open(dir);
-    await store.set("k", "committed");
-    await store.close();
-    const [file] = await readdir(join(dir, "kv"));
-    await writeFile(join(dir, "kv", `${file}.123456789`), '{"version":9,"val'); // torn temporary file
-    expect((await (await FileStateStore.open(dir)).get("k"))?.value).toBe("committed");
+    const counter = (await store.get<number>("counter"))!.value;
+    expect(counter).toBeGreaterThanOrEqual(500);
+    // Each k entry was written before the counter moved on: the one for `counter` is exactly it.
+    expect((await store.get<{ i: number }>(`k${counter % 50}`))!.value.i).toBe(counter);
+    expect(await store.list("k")).toHaveLength(50);
   });
 
   it("returns copies: changing a value read does not change the store", async () => {

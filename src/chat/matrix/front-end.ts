@@ -54,7 +54,13 @@ export class MatrixFrontEnd implements ChatTransport {
     }
     routeSdkLogs(opts.log);
     this.rooms = new Set(opts.rooms);
-    this.storage = new StateStorageProvider(opts.store, () => {
+    this.storage = new StateStorageProvider(opts.store, (token) => {
+      if (token === null) {
+        // The SDK resets the position when it creates a new sync filter: what the initial sync that
+        // follows returns is history, not new commands.
+        this.firstSync = true;
+        return;
+      }
       this.lastStoredAt = opts.clock.now();
       this.firstSync = false;
       this.markSynced();
@@ -95,7 +101,7 @@ export class MatrixFrontEnd implements ChatTransport {
         );
       }
     }
-    await this.client.start();
+    await this.client.start(syncFilter(this.userId));
   }
 
   stop(): void {
@@ -188,6 +194,21 @@ export class MatrixFrontEnd implements ChatTransport {
       this.opts.log.warn({ roomId, err: (error as Error).message }, "could not join on invite");
     }
   }
+}
+
+/**
+ * Only what majordome acts on: no presence, typing or receipts, and not its own timeline events (they
+ * would wake every long-poll right after each message it sends). Constant for a given bot account: the
+ * SDK restarts from an initial sync whenever the filter changes.
+ */
+function syncFilter(botUserId: string): Record<string, unknown> {
+  return {
+    presence: { not_types: ["*"] },
+    room: {
+      timeline: { not_senders: [botUserId] },
+      ephemeral: { not_types: ["*"] },
+    },
+  };
 }
 
 function toRoomEvent(roomId: string, raw: Record<string, unknown>): RoomEvent | undefined {

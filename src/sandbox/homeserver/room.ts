@@ -99,6 +99,8 @@ export class Room {
 
   /** The room state after every event up to and including stream position `pos`. */
   stateAt(pos: number): StoredEvent[] {
+    // The common case (state now) needs no walk through the whole history.
+    if (pos >= (this.events.at(-1)?.pos ?? 0)) return [...this.current.values()];
     const state = new Map<string, StoredEvent>();
     for (const event of this.events) {
       if (event.pos > pos) break;

@@ -3,6 +3,7 @@ import { isJsonObject, objectField, type JsonObject } from "./json.js";
 import { queryValue, type AuthedContext, type Route } from "./router.js";
 import { V3, type Services } from "./services.js";
 import { buildSync, parseSyncToken, type SyncRequest } from "./sync.js";
+import { timelineFilter } from "./event-filter.js";
 
 /** GET /sync with long-polling: answers as soon as there is something for the user, else at `timeout`. */
 
@@ -24,6 +25,10 @@ async function sync(services: Services, ctx: AuthedContext): Promise<{ body: obj
     await stream.wait(deadline - Date.now(), ctx.signal);
     result = build();
   }
+  const delivered = Object.values(result.response.rooms.join).flatMap((room) =>
+    room.timeline.events.map((event) => event.event_id),
+  );
+  if (delivered.length > 0) services.syncDelivered(req.userId, delivered);
   return { body: result.response };
 }
 
@@ -33,16 +38,18 @@ function syncRequest(services: Services, ctx: AuthedContext): SyncRequest {
   if (sinceToken !== undefined && since === undefined) throw invalidParam("Invalid stream token");
   const filter = resolveFilter(services, ctx);
   const limit = objectField(objectField(filter, "room") ?? {}, "timeline")?.limit;
+  const timeline = timelineFilter(filter);
   return {
     userId: ctx.device.userId,
     token: ctx.device.token,
     fullState: queryValue(ctx.query, "full_state") === "true",
     ...(since === undefined ? {} : { since }),
     ...(typeof limit === "number" && Number.isInteger(limit) && limit >= 0 ? { timelineLimit: limit } : {}),
+    ...(timeline ? { timelineFilter: timeline } : {}),
   };
 }
 
-/** `filter` is a stored filter id or an inline JSON filter; only room.timeline.limit is honoured. */
+/** `filter` is a stored filter id or an inline JSON filter; only room.timeline (limit, senders, types) is honoured. */
 function resolveFilter(services: Services, ctx: AuthedContext): JsonObject {
   const filter = queryValue(ctx.query, "filter");
   if (filter === undefined) return {};

@@ -42,6 +42,7 @@ class HomeserverDouble implements Homeserver {
   private readonly store: RoomStore;
   private readonly limiter: RateLimiter;
   private readonly faults = new FaultInjector();
+  private readonly syncListeners = new Set<(userId: string, eventIds: string[]) => void>();
   private readonly server: Server;
   private baseUrl = "";
   private sends = 0;
@@ -52,7 +53,14 @@ class HomeserverDouble implements Homeserver {
     this.accounts = new Accounts(opts.serverName);
     this.store = new RoomStore(new Stream(), opts.serverName, now);
     this.limiter = new RateLimiter(now);
-    const services: Services = { accounts: this.accounts, store: this.store, baseUrl: () => this.baseUrl };
+    const services: Services = {
+      accounts: this.accounts,
+      store: this.store,
+      baseUrl: () => this.baseUrl,
+      syncDelivered: (userId, eventIds) => {
+        for (const listener of this.syncListeners) listener(userId, eventIds);
+      },
+    };
     const routes: Route[] = [
       ...accountRoutes(services),
       ...syncRoutes(services),
@@ -142,6 +150,11 @@ class HomeserverDouble implements Homeserver {
     const room = this.requireRoom(roomId);
     const event = room.event(eventId);
     return event && this.render(room, event);
+  }
+
+  onSyncDelivered(listener: (userId: string, eventIds: string[]) => void): () => void {
+    this.syncListeners.add(listener);
+    return () => this.syncListeners.delete(listener);
   }
 
   onEvent(listener: (roomId: string, event: ClientEvent) => void): () => void {

@@ -53,14 +53,31 @@ export function unread(room: Room, userId: string): { highlight_count: number; n
     if (receipt.userId !== userId || receipt.type === "m.fully_read") continue;
     from = Math.max(from, room.event(receipt.eventId)?.pos ?? 0);
   }
-  let notification_count = 0;
-  let highlight_count = 0;
-  for (const event of room.events.slice(room.indexAfter(from))) {
+  // Counted on from where the last count stopped, so a long room does not make every sync slower.
+  const byUser = tallies.get(room) ?? new Map<string, Tally>();
+  tallies.set(room, byUser);
+  let tally = byUser.get(userId);
+  if (!tally || tally.from !== from) {
+    tally = { from, next: room.indexAfter(from), notification_count: 0, highlight_count: 0 };
+    byUser.set(userId, tally);
+  }
+  for (; tally.next < room.events.length; tally.next++) {
+    const event = room.events[tally.next]!;
     if (event.sender === userId || !NOTIFYING_TYPES.has(event.type)) continue;
-    notification_count += 1;
+    tally.notification_count += 1;
     const mentions = objectField(event.content, "m.mentions");
     const userIds = mentions?.user_ids;
-    if (Array.isArray(userIds) && userIds.includes(userId)) highlight_count += 1;
+    if (Array.isArray(userIds) && userIds.includes(userId)) tally.highlight_count += 1;
   }
-  return { highlight_count, notification_count };
+  return { highlight_count: tally.highlight_count, notification_count: tally.notification_count };
 }
+
+interface Tally {
+  from: number;
+  /** Index in room.events of the first event not counted yet. */
+  next: number;
+  notification_count: number;
+  highlight_count: number;
+}
+
+const tallies = new WeakMap<Room, Map<string, Tally>>();

@@ -5,6 +5,7 @@ import { toClientEvent } from "./serialize.js";
 import type { RoomStore } from "./store.js";
 import { ephemeral, summary, unread } from "./sync-extras.js";
 import type { ClientEvent } from "./types.js";
+import type { TimelineFilter } from "./event-filter.js";
 import { visibleEvents } from "./visibility.js";
 
 /** Synapse's timeline limit when no filter gives one, for initial syncs and newly joined rooms. */
@@ -18,6 +19,8 @@ export interface SyncRequest {
   fullState: boolean;
   /** The filter's room.timeline.limit. Without one, incremental syncs are never truncated. */
   timelineLimit?: number;
+  /** The filter's room.timeline senders/types rules: events it rejects are neither sent nor wake the sync. */
+  timelineFilter?: TimelineFilter;
 }
 
 interface Events<T> {
@@ -155,23 +158,27 @@ function timeline(ctx: Context, room: Room, slice: TimelineSlice): SyncTimeline 
   };
 }
 
+function filtered(ctx: Context, events: StoredEvent[]): StoredEvent[] {
+  const keep = ctx.req.timelineFilter;
+  return keep ? events.filter(keep) : events;
+}
+
 /** Initial sync, or a room joined since the last sync: recent timeline plus the state before it. */
 function fullJoined(ctx: Context, room: Room): JoinedRoomSync {
-  const visible = visibleEvents(room, ctx.req.userId, 0, ctx.upto);
+  const visible = filtered(ctx, visibleEvents(room, ctx.req.userId, 0, ctx.upto));
   const slice = lastEvents(ctx, visible, ctx.req.timelineLimit ?? DEFAULT_TIMELINE_LIMIT);
   return joinedEntry(ctx, room, room.stateAt(slice.before), timeline(ctx, room, slice), undefined);
 }
 
 function incrementalJoined(ctx: Context, room: Room, since: number): JoinedRoomSync | undefined {
-  const visible = visibleEvents(room, ctx.req.userId, since, ctx.upto);
+  const visible = filtered(ctx, visibleEvents(room, ctx.req.userId, since, ctx.upto));
   const slice = lastEvents(ctx, visible, ctx.req.timelineLimit);
-  const stateBefore = room.stateAt(slice.before);
   // Without truncation every state change is in the timeline; after a gap, the state block carries
   // the changes made in the gap (spec: "between since and the start of the timeline").
   const state = ctx.req.fullState
-    ? stateBefore
+    ? room.stateAt(slice.before)
     : slice.limited
-      ? stateBefore.filter((e) => e.pos > since)
+      ? room.stateAt(slice.before).filter((e) => e.pos > since)
       : [];
   const entry = joinedEntry(ctx, room, state, timeline(ctx, room, slice), since);
   const quiet =

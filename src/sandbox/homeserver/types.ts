@@ -89,6 +89,8 @@ export interface Homeserver {
   timeline(roomId: string): ClientEvent[];
   getEvent(roomId: string, eventId: string): ClientEvent | undefined;
   onEvent(listener: (roomId: string, event: ClientEvent) => void): () => void;
+  /** Called when a /sync answer carrying these timeline events is sent to `userId`. */
+  onSyncDelivered(listener: (userId: string, eventIds: string[]) => void): () => void;
   setRateLimit(userId: string, limit: RateLimit | null): void;
   failNext(match: FailMatch, count: number, status: number, errcode: string, error?: string): void;
   readonly requests: ReadonlyArray<RequestRecord>;
