@@ -1,5 +1,5 @@
 /** `npm run bench`: every benchmark, its figures printed as they come, with the targets next to them. */
-import { benchDirectory } from "./auth-directory.js";
+import { benchAuthorization } from "./authorization.js";
 import { benchFoundation } from "./foundation.js";
 
 interface Target {
@@ -16,7 +16,7 @@ const TARGETS: Target[] = [
 
 const SECTIONS: Array<[string, () => Promise<Record<string, number>>]> = [
   ["foundation: commands through the homeserver double", benchFoundation],
-  ["authorization: directory lookups against a local slapd", benchDirectory],
+  ["authorization: decisions with the directory on a local slapd", benchAuthorization],
 ];
 
 async function main(): Promise<void> {

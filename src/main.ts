@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import "./quiet-deprecations.js";
+import { readFileSync } from "node:fs";
+import type { ConnectionOptions } from "node:tls";
 import { parseArgs } from "node:util";
 import { LdapDirectory } from "./auth/ldap-directory.js";
 import { YamlDirectory } from "./auth/yaml-directory.js";
@@ -77,7 +79,17 @@ async function directoryFrom(config: Config): Promise<Directory> {
     cacheTtlMs: ldap.cache_ttl,
     timeoutMs: ldap.timeout,
     clock: systemClock,
+    ...(ldap.tls ? { tlsOptions: tlsOptions(ldap.tls) } : {}),
   });
+}
+
+function tlsOptions(tls: NonNullable<NonNullable<Config["ldap"]>["tls"]>): ConnectionOptions {
+  return {
+    ...(tls.ca_file ? { ca: readFileSync(tls.ca_file) } : {}),
+    ...(tls.cert_file ? { cert: readFileSync(tls.cert_file) } : {}),
+    ...(tls.key_file ? { key: readFileSync(tls.key_file) } : {}),
+    rejectUnauthorized: !tls.insecure_skip_verify,
+  };
 }
 
 async function run(path: string): Promise<number> {

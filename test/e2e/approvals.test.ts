@@ -348,6 +348,15 @@ describe("approval by reaction", () => {
     }
   });
 
+  it("two reactions by the same person (✅ and ✅️) count once toward a quorum of two", async () => {
+    const s = await setup();
+    const { reply } = await ask(s, "alice", "!demo drop db3");
+    await react(s, "bob", reply.event_id, "✅");
+    await react(s, "bob", reply.event_id, "✅️");
+    expect(ran).toEqual([]);
+    expect(currentText(s.w, reply.event_id)).toMatch(/1 of 2 approvals so far/);
+  });
+
   it("expires on the clock; a reaction after expiry is too late", async () => {
     const s = await setup();
     const { reply } = await ask(s, "alice", "!demo stop web");

@@ -8,7 +8,10 @@ import { YamlDirectory } from "../../src/auth/yaml-directory.js";
 import { SystemClock } from "../../src/clock.js";
 import { configSchema } from "../../src/config/schema.js";
 import { loadPolicies } from "../../src/auth/policy.js";
-import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
+import { startHomeserver, type ClientEvent } from "../../src/sandbox/homeserver/index.js";
+import { FileStateStore } from "../../src/state/file-store.js";
+import { ActionJournal } from "../../src/state/journal.js";
+import type { StateStore } from "../../src/state/store.js";
 import { spawnMajordome, waitHealthy } from "../support/process.js";
 import { DOMAIN, startWorld, writeWorldConfig, type World } from "../support/world.js";
 
@@ -18,7 +21,11 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function inProcess(world: World, overrides: Record<string, unknown> = {}): Promise<Majordome> {
+async function inProcess(
+  world: World,
+  overrides: Record<string, unknown> = {},
+  store?: StateStore,
+): Promise<Majordome> {
   const config = configSchema.parse({
     matrix: {
       homeserver_url: world.hs.url,
@@ -37,6 +44,7 @@ async function inProcess(world: World, overrides: Record<string, unknown> = {}):
     directory: new YamlDirectory(),
     policies: await loadPolicies("policies"),
     http: false,
+    ...(store ? { store } : {}),
   });
   cleanups.push(() => app.stop());
   await app.synced();
@@ -161,6 +169,82 @@ describe("majordome through the homeserver double", () => {
     expect(metrics).toMatch(/majordome_outbox_depth \d+/);
     expect(metrics).toContain("majordome_matrix_rate_limited_total");
     expect(metrics).toContain("majordome_sync_age_seconds");
+  });
+});
+
+describe("rooms and interrupted actions", () => {
+  it("joins a served room on an invite from its homeserver's users, and ignores other invites", async () => {
+    const hs = await startHomeserver({ serverName: DOMAIN });
+    cleanups.push(() => hs.close());
+    const bot = hs.registerUser("majordome");
+    const alice = hs.registerUser("alice").userId;
+    const mallory = hs.registerUser("@mallory:evil.example").userId;
+    const served = hs.createRoom(alice, { name: "ops" });
+    const elsewhere = hs.createRoom(alice, { name: "elsewhere" });
+    const trap = hs.createRoom(mallory, { name: "trap" });
+    const stateDir = await mkdtemp(join(tmpdir(), "majordome-e2e-"));
+    const app = await startMajordome({
+      config: configSchema.parse({
+        matrix: {
+          homeserver_url: hs.url,
+          access_token: bot.accessToken,
+          user_domain: DOMAIN,
+          command_rooms: [served, trap],
+        },
+        state: { path: stateDir, fsync: false },
+        timings: { sync_timeout: "1s" },
+      }),
+      clock: new SystemClock(),
+      log: pino({ level: "silent" }),
+      directory: new YamlDirectory(),
+      policies: await loadPolicies("policies"),
+      http: false,
+    });
+    cleanups.push(() => app.stop());
+    await app.synced();
+    hs.invite(trap, mallory, bot.userId); // a served room, but an inviter from elsewhere
+    hs.invite(elsewhere, alice, bot.userId); // a trusted inviter, but not a served room
+    hs.invite(served, alice, bot.userId);
+    const isMember = (roomId: string) =>
+      hs
+        .timeline(roomId)
+        .some(
+          (e) =>
+            e.type === "m.room.member" &&
+            e.state_key === bot.userId &&
+            (e.content as { membership?: string }).membership === "join",
+        );
+    for (let i = 0; i < 500 && !isMember(served); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(isMember(served)).toBe(true);
+    const command = hs.sendText(served, alice, "!ping");
+    for (let i = 0; i < 500 && !app.handled(command); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(app.handled(command)).toBe(true);
+    expect(isMember(trap)).toBe(false);
+    expect(isMember(elsewhere)).toBe(false);
+  });
+
+  it("reports an action a previous run left unfinished, with what was done, once", async () => {
+    const w = await world();
+    const stateDir = await mkdtemp(join(tmpdir(), "majordome-e2e-"));
+    const store = await FileStateStore.open(stateDir, { fsync: false });
+    const journal = new ActionJournal(store, new SystemClock());
+    await journal.begin({
+      id: "act-7",
+      kind: "db create",
+      args: { name: "shop" },
+      requester: "@alice:deuxfleurs.fr",
+      roomId: w.roomId,
+    });
+    await journal.step("act-7", "role", async () => ({ role: "shop" }));
+    const app = await inProcess(w, { state: { path: stateDir, fsync: false } }, store);
+    const report = await w.waitFor(
+      (e) => e.sender === w.bot.userId && /interrupted by a restart/.test(body(e)),
+    );
+    expect(body(report)).toMatch(
+      /`db create` \(action `act-7`, asked by @alice:deuxfleurs\.fr\) was interrupted by a restart\. Steps done: `role`\. It was not resumed/,
+    );
+    expect((await journal.get("act-7"))?.status).toBe("interrupted");
+    await app.stop();
   });
 });
 
