@@ -8,7 +8,7 @@ import { loadPolicies } from "../src/auth/policy.js";
 import { SystemClock } from "../src/clock.js";
 import { PolicyAuthorizer } from "../src/commands/authorize.js";
 import { repoRoot } from "../test/support/paths.js";
-import { startSlapd } from "../test/support/slapd.js";
+import { directoryOptions, startSlapd } from "../test/support/slapd.js";
 import { percentile } from "./stats.js";
 import { join } from "node:path";
 
@@ -18,14 +18,7 @@ const KEYS = [["status"], ["deploy"], ["stop", "stop --purge"], ["db drop"]];
 
 export async function benchAuthorization(): Promise<Record<string, number>> {
   const slapd = await startSlapd();
-  const directory = new LdapDirectory({
-    url: slapd.url,
-    bindDn: slapd.serviceBindDn,
-    bindPassword: slapd.servicePassword,
-    userBase: slapd.userBase,
-    groupBase: slapd.groupBase,
-    clock: new SystemClock(),
-  });
+  const directory = new LdapDirectory(directoryOptions(slapd, new SystemClock()));
   const identify = identifier(directory, { homeserverDomain: "deuxfleurs.fr" });
   const authorizer = new PolicyAuthorizer(await loadPolicies(join(repoRoot(), "policies")));
   const decide = async (i: number, fresh: boolean) => {

@@ -65,19 +65,19 @@ export interface ApprovalDeps {
   audit(entry: AuditFields): Promise<void>;
 }
 
-export interface NewRequest {
-  id: string;
-  roomId: string;
-  commandEventId: string;
-  requester: string;
-  command: string;
-  line: string;
-  args: ParsedArgs;
-  policyKeys: string[];
-  approval: ApprovalRule;
-  summary: string;
-  digest: string;
-}
+export type NewRequest = Pick<
+  ApprovalRequest,
+  | "id"
+  | "roomId"
+  | "commandEventId"
+  | "requester"
+  | "command"
+  | "line"
+  | "args"
+  | "policyKeys"
+  | "summary"
+  | "digest"
+> & { approval: ApprovalRule };
 
 /**
  * Approval by reaction. A request is persisted and posted; ✅ from eligible people other than the requester

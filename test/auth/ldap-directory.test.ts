@@ -3,22 +3,14 @@ import { Client } from "ldapts";
 import { ManualClock } from "../../src/clock.js";
 import { LdapDirectory, type LdapDirectoryOptions } from "../../src/auth/ldap-directory.js";
 import { matrixIdToUsername } from "../../src/auth/identity.js";
-import { startSlapd, type Slapd } from "../support/slapd.js";
+import { directoryOptions, startSlapd, type Slapd } from "../support/slapd.js";
 
 let slapd: Slapd;
 const clock = new ManualClock();
 const open: LdapDirectory[] = [];
 
 function directory(overrides: Partial<LdapDirectoryOptions> = {}): LdapDirectory {
-  const dir = new LdapDirectory({
-    url: slapd.url,
-    bindDn: slapd.serviceBindDn,
-    bindPassword: slapd.servicePassword,
-    userBase: slapd.userBase,
-    groupBase: slapd.groupBase,
-    clock,
-    ...overrides,
-  });
+  const dir = new LdapDirectory({ ...directoryOptions(slapd, clock), ...overrides });
   open.push(dir);
   return dir;
 }

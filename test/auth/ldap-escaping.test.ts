@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { LdapDirectory, parseDn } from "../../src/auth/ldap-directory.js";
-import { startSlapd, type Slapd } from "../support/slapd.js";
+import { directoryOptions, startSlapd, type Slapd } from "../support/slapd.js";
 
 const ODD_NAMES = [
   "a,b",
@@ -36,12 +36,7 @@ beforeAll(async () => {
     groups: [{ name: "admin" }],
   });
   dir = new LdapDirectory({
-    url: slapd.url,
-    bindDn: slapd.serviceBindDn,
-    bindPassword: slapd.servicePassword,
-    userBase: slapd.userBase,
-    groupBase: slapd.groupBase,
-    clock: new ManualClock(),
+    ...directoryOptions(slapd, new ManualClock()),
     namePattern: /^[^]+$/,
     searchGroupsByMember: true,
   });

@@ -4,22 +4,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { DirectoryUnavailableError } from "../../src/auth/directory.js";
 import { LdapDirectory, type LdapDirectoryOptions } from "../../src/auth/ldap-directory.js";
-import { startSlapd, type Slapd } from "../support/slapd.js";
+import { directoryOptions, startSlapd, type Slapd } from "../support/slapd.js";
 
 let slapd: Slapd;
 const open: LdapDirectory[] = [];
 const servers: Server[] = [];
 
 function directory(overrides: Partial<LdapDirectoryOptions> = {}): LdapDirectory {
-  const dir = new LdapDirectory({
-    url: slapd.url,
-    bindDn: slapd.serviceBindDn,
-    bindPassword: slapd.servicePassword,
-    userBase: slapd.userBase,
-    groupBase: slapd.groupBase,
-    clock: new ManualClock(),
-    ...overrides,
-  });
+  const dir = new LdapDirectory({ ...directoryOptions(slapd, new ManualClock()), ...overrides });
   open.push(dir);
   return dir;
 }

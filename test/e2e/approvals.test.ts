@@ -19,7 +19,7 @@ import { defineCommand } from "../../src/commands/declare.js";
 import { name } from "../../src/commands/types.js";
 import { configSchema } from "../../src/config/schema.js";
 import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
-import { startSlapd, type Slapd } from "../support/slapd.js";
+import { directoryOptions, startSlapd, type Slapd } from "../support/slapd.js";
 import { DOMAIN, startWorld, type World } from "../support/world.js";
 
 const POLICY = `
@@ -120,15 +120,7 @@ async function setup(): Promise<Setup> {
       state: { path: stateDir, fsync: false },
       timings: { sync_timeout: "2s" },
     });
-    const directory = new LdapDirectory({
-      url: slapd.url,
-      bindDn: slapd.serviceBindDn,
-      bindPassword: slapd.servicePassword,
-      userBase: slapd.userBase,
-      groupBase: slapd.groupBase,
-      clock,
-      timeoutMs: 1000,
-    });
+    const directory = new LdapDirectory({ ...directoryOptions(slapd, clock), timeoutMs: 1000 });
     const app = await startMajordome({
       config,
       clock,

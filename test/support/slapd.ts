@@ -2,6 +2,8 @@
  * A real OpenLDAP slapd shaped like Bottin (the collective's directory), private to one test file:
  * its own config and database in a temp dir, on a free loopback port. Installed by scripts/install-test-deps.sh.
  */
+import type { LdapDirectoryOptions } from "../../src/auth/ldap-directory.js";
+import type { Clock } from "../../src/clock.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -29,6 +31,18 @@ export interface SeedGroup {
   name: string;
   /** Usernames; more can come from SeedUser.groups. */
   members?: string[];
+}
+
+/** The options for an LdapDirectory that reads this slapd as majordome's service account. */
+export function directoryOptions(slapd: Slapd, clock: Clock): LdapDirectoryOptions {
+  return {
+    url: slapd.url,
+    bindDn: slapd.serviceBindDn,
+    bindPassword: slapd.servicePassword,
+    userBase: slapd.userBase,
+    groupBase: slapd.groupBase,
+    clock,
+  };
 }
 
 export interface Slapd {
