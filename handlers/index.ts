@@ -1,6 +1,13 @@
 import type { CommandSpec } from "../src/commands/declare.js";
 import { accessCommands } from "./access.js";
+import { deployCommands } from "./deploy.js";
+import { jobCommands } from "./jobs.js";
 import { metaCommands } from "./meta.js";
 
 /** Every command majordome knows, by family. */
-export const allCommands: CommandSpec[] = [...metaCommands, ...accessCommands];
+export const allCommands: CommandSpec[] = [
+  ...metaCommands,
+  ...accessCommands,
+  ...deployCommands,
+  ...jobCommands,
+];

@@ -7,6 +7,7 @@ import { MatrixFrontEnd } from "./chat/matrix/front-end.js";
 import { Outbox } from "./chat/outbox.js";
 import type { Clock } from "./clock.js";
 import { PolicyAuthorizer } from "./commands/authorize.js";
+import { JobFiles, NomadClient } from "./backends/nomad/index.js";
 import type { CommandSpec } from "./commands/declare.js";
 import { loadPolicies, type Policies } from "./auth/policy.js";
 import { message } from "./chat/message.js";
@@ -100,7 +101,23 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
   const policies = deps.policies ?? (await loadPolicies(config.policies_dir));
   const authorizer = new PolicyAuthorizer(policies);
   const router = new Router(deps.commands ?? allCommands, config.matrix.command_prefix);
+  const nomad = config.nomad && {
+    client: new NomadClient({
+      address: config.nomad.address,
+      namespace: config.nomad.namespace,
+      timeoutMs: timings.nomad_request_timeout,
+      clock,
+      ...(config.nomad.token ? { token: config.nomad.token } : {}),
+      ...(config.nomad.region ? { region: config.nomad.region } : {}),
+      ...(config.nomad.tls ? { tls: config.nomad.tls } : {}),
+    }),
+    deployTimeoutMs: timings.deploy_timeout,
+    ...(config.nomad.jobs_dir
+      ? { jobFiles: new JobFiles(config.nomad.jobs_dir, config.nomad.jobs, config.nomad.git_pull) }
+      : {}),
+  };
   const services: Services = {
+    ...(nomad ? { nomad } : {}),
     clock,
     store,
     journal,
@@ -190,6 +207,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       await http?.close();
       await store.close();
       await deps.directory.close();
+      await nomad?.client.close();
     },
   };
 }

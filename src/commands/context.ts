@@ -8,6 +8,7 @@ import type { CommandSpec } from "./declare.js";
 import type { Router } from "./router.js";
 import type { Authorizer } from "./authorize.js";
 import type { Policies } from "../auth/policy.js";
+import type { NomadServices } from "../backends/nomad/index.js";
 
 /** What every handler may use; later capabilities add their backends here. */
 export interface Services {
@@ -18,6 +19,8 @@ export interface Services {
   router: Router;
   authorizer: Authorizer;
   policies: Policies;
+  /** Present when the config has a nomad section. */
+  nomad?: NomadServices;
   /** Reads a person's groups from the directory (fresh: bypass the cache). */
   identify(sender: string, opts?: { fresh?: boolean }): Promise<Identity>;
 }

@@ -55,6 +55,12 @@ const nomad = z.strictObject({
   namespace: z.string().default("default"),
   region: z.string().optional(),
   tls,
+  /** A directory of HCL job files (a checkout of the infrastructure repository). */
+  jobs_dir: z.string().optional(),
+  /** Job name → file (relative to jobs_dir), where the convention <name>.hcl / <name>.nomad(.hcl) does not fit. */
+  jobs: z.record(z.string(), z.string()).default({}),
+  /** Run `git pull --ff-only` in jobs_dir before reading a job file. */
+  git_pull: z.boolean().default(false),
 });
 
 const consul = z.strictObject({
@@ -103,6 +109,8 @@ const timings = z
     rate_limit_wait_max: duration.prefault("60s"),
     health_sync_stale: duration.prefault("2m"),
     shutdown_grace: duration.prefault("25s"),
+    nomad_request_timeout: duration.prefault("30s"),
+    deploy_timeout: duration.prefault("15m"),
   })
   .prefault({});
 

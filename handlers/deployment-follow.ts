@@ -1,0 +1,112 @@
+import { code, message } from "../src/chat/message.js";
+import type { NomadServices } from "../src/backends/nomad/index.js";
+import { placementFailure, renderDeployment, renderFailures } from "../src/backends/nomad/render.js";
+import type { Allocation, Deployment } from "../src/backends/nomad/types.js";
+import type { CommandContext } from "../src/commands/context.js";
+
+const TERMINAL = new Set(["successful", "failed", "cancelled"]);
+const LONG_POLL_MS = 30_000;
+
+/**
+ * Follows what a registration started — its evaluation, then its deployment — in one message edited in
+ * place, until the deployment succeeds, fails (with the failing allocations' reasons in the thread), or
+ * the deploy timeout passes. Returns the final status.
+ */
+export async function followRollout(
+  ctx: CommandContext,
+  nomad: NomadServices,
+  job: string,
+  evalId: string,
+  progressId: string,
+): Promise<string> {
+  const { clock } = ctx.services;
+  const started = clock.now();
+  const deadline = started + nomad.deployTimeoutMs;
+  const wait = () => Math.max(1, Math.min(LONG_POLL_MS, deadline - clock.now()));
+
+  let { value: evaluation, index } = await nomad.client.evaluation(evalId);
+  while (evaluation.Status === "pending" && clock.now() < deadline) {
+    ({ value: evaluation, index } = await nomad.client.evaluation(evalId, { index, waitMs: wait() }));
+  }
+  const failed = Object.entries(evaluation.FailedTGAllocs ?? {});
+  if (failed.length > 0) {
+    const why = failed.map(([group, metric]) => `${code(group)}: ${placementFailure(metric)}`).join("; ");
+    await ctx.edit(progressId, message(`❌ **${code(job)}** could not be placed: ${why}`));
+    return "failed";
+  }
+  if (evaluation.Status === "pending") return timedOut(ctx, job, progressId, nomad);
+  if (!evaluation.DeploymentID) {
+    await ctx.edit(
+      progressId,
+      message(`✅ **${code(job)}**: registered; nothing to roll out (evaluation ${evaluation.Status}).`),
+    );
+    return "successful";
+  }
+
+  let deploymentIndex = 0;
+  let deployment: Deployment | undefined;
+  while (clock.now() < deadline) {
+    const answer = await nomad.client.deployment(evaluation.DeploymentID, {
+      index: deploymentIndex,
+      waitMs: wait(),
+    });
+    deployment = answer.value;
+    deploymentIndex = answer.index;
+    await ctx.edit(progressId, message(renderDeployment(job, deployment, clock.now() - started)));
+    if (TERMINAL.has(deployment.Status)) break;
+  }
+  if (!deployment || !TERMINAL.has(deployment.Status)) return timedOut(ctx, job, progressId, nomad);
+  if (deployment.Status === "failed") await explainFailure(ctx, nomad, job, deployment, progressId);
+  return deployment.Status;
+}
+
+async function timedOut(
+  ctx: CommandContext,
+  job: string,
+  progressId: string,
+  nomad: NomadServices,
+): Promise<string> {
+  await ctx.thread(
+    progressId,
+    message(
+      `⏱️ Stopped following ${code(job)} after ${Math.round(nomad.deployTimeoutMs / 60_000)} min; Nomad goes on. ${code(`${ctx.prefix}status ${job}`)} shows where it is.`,
+    ),
+  );
+  return "timeout";
+}
+
+async function explainFailure(
+  ctx: CommandContext,
+  nomad: NomadServices,
+  job: string,
+  deployment: Deployment,
+  progressId: string,
+): Promise<void> {
+  const { value: allocations } = await nomad.client.allocations(job);
+  const failing = allocations
+    .filter(
+      (a) =>
+        a.DeploymentID === deployment.ID &&
+        (a.ClientStatus === "failed" || a.DeploymentStatus?.Healthy === false),
+    )
+    .slice(0, 3);
+  const details = await Promise.all(failing.map((alloc) => withStderr(nomad, alloc)));
+  const text = details.length ? renderFailures(details) : "No failing allocation was found.";
+  await ctx.thread(progressId, message(`Why ${code(job)} failed:\n\n${text}`));
+}
+
+async function withStderr(
+  nomad: NomadServices,
+  alloc: Allocation,
+): Promise<{ alloc: Allocation; stderr: Record<string, string> }> {
+  const full = await nomad.client.allocation(alloc.ID);
+  const stderr: Record<string, string> = {};
+  for (const task of Object.keys(full.TaskStates ?? {})) {
+    try {
+      stderr[task] = await nomad.client.logs(full.ID, task, "stderr", 4096);
+    } catch {
+      // Logs are best effort: a node that is down cannot serve them.
+    }
+  }
+  return { alloc: full, stderr };
+}

@@ -1,0 +1,276 @@
+import { readFileSync } from "node:fs";
+import { Agent, fetch, type Dispatcher } from "undici";
+import type { Clock } from "../../clock.js";
+import type {
+  Allocation,
+  Deployment,
+  Evaluation,
+  Job,
+  JobListStub,
+  NodeStub,
+  PlanResponse,
+  RegisterResponse,
+} from "./types.js";
+
+export interface NomadClientOptions {
+  address: string;
+  token?: string;
+  namespace: string;
+  region?: string;
+  tls?: { ca_file?: string; cert_file?: string; key_file?: string; insecure_skip_verify?: boolean };
+  timeoutMs: number;
+  clock: Clock;
+}
+
+export type NomadErrorKind = "conflict" | "not-found" | "forbidden" | "invalid" | "unavailable" | "server";
+
+/** A Nomad answer other than success, in words fit for the room. */
+export class NomadError extends Error {
+  constructor(
+    message: string,
+    readonly kind: NomadErrorKind,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** What Nomad says when a register's EnforceIndex does not match the job's current modify index. */
+const ENFORCE_INDEX_PREFIX = "Enforcing job modify index";
+
+export interface Blocking<T> {
+  value: T;
+  index: number;
+}
+
+/**
+ * Nomad's HTTP API, typed for what majordome uses. Hand-written over undici: there is no maintained
+ * Nomad client on npm for Node, and the API is plain JSON over HTTP (mTLS through an undici Agent).
+ */
+export class NomadClient {
+  private readonly dispatcher: Dispatcher;
+
+  constructor(private readonly opts: NomadClientOptions) {
+    const tls = opts.tls;
+    this.dispatcher = new Agent({
+      connect: {
+        ...(tls?.ca_file ? { ca: readFileSync(tls.ca_file) } : {}),
+        ...(tls?.cert_file ? { cert: readFileSync(tls.cert_file) } : {}),
+        ...(tls?.key_file ? { key: readFileSync(tls.key_file) } : {}),
+        rejectUnauthorized: !(tls?.insecure_skip_verify ?? false),
+      },
+    });
+  }
+
+  parse(hcl: string, variables?: Record<string, string>): Promise<Job> {
+    const vars = variables && Object.entries(variables).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+    return this.send("POST", "/v1/jobs/parse", {
+      JobHCL: hcl,
+      Canonicalize: true,
+      ...(vars?.length ? { Variables: vars.join("\n") } : {}),
+    });
+  }
+
+  plan(job: Job): Promise<PlanResponse> {
+    return this.send("POST", `/v1/job/${enc(job.ID)}/plan`, { Job: job, Diff: true });
+  }
+
+  /** Registers exactly the planned job: refused by Nomad if the job changed since `jobModifyIndex`. */
+  register(
+    job: Job,
+    jobModifyIndex: number,
+    submission?: { source: string; variables?: string },
+  ): Promise<RegisterResponse> {
+    return this.send("POST", "/v1/jobs", {
+      Job: job,
+      EnforceIndex: true,
+      JobModifyIndex: jobModifyIndex,
+      ...(submission
+        ? {
+            Submission: {
+              Source: submission.source,
+              Format: "hcl2",
+              VariableFlags: {},
+              Variables: submission.variables ?? "",
+            },
+          }
+        : {}),
+    });
+  }
+
+  jobs(): Promise<JobListStub[]> {
+    return this.send("GET", "/v1/jobs");
+  }
+
+  job(id: string): Promise<Job> {
+    return this.send("GET", `/v1/job/${enc(id)}`);
+  }
+
+  versions(id: string): Promise<{ Versions: Job[] }> {
+    return this.send("GET", `/v1/job/${enc(id)}/versions`);
+  }
+
+  allocations(
+    jobId: string,
+    opts: { index?: number; waitMs?: number } = {},
+  ): Promise<Blocking<Allocation[]>> {
+    return this.blocking(`/v1/job/${enc(jobId)}/allocations`, opts);
+  }
+
+  latestDeployment(jobId: string): Promise<Deployment | null> {
+    return this.send("GET", `/v1/job/${enc(jobId)}/deployment`);
+  }
+
+  evaluation(id: string, opts: { index?: number; waitMs?: number } = {}): Promise<Blocking<Evaluation>> {
+    return this.blocking(`/v1/evaluation/${enc(id)}`, opts);
+  }
+
+  deployment(id: string, opts: { index?: number; waitMs?: number } = {}): Promise<Blocking<Deployment>> {
+    return this.blocking(`/v1/deployment/${enc(id)}`, opts);
+  }
+
+  allocation(id: string): Promise<Allocation> {
+    return this.send("GET", `/v1/allocation/${enc(id)}`);
+  }
+
+  revert(jobId: string, version: number, priorVersion: number): Promise<RegisterResponse> {
+    return this.send("POST", `/v1/job/${enc(jobId)}/revert`, {
+      JobID: jobId,
+      JobVersion: version,
+      EnforcePriorVersion: priorVersion,
+    });
+  }
+
+  scale(jobId: string, group: string, count: number, message: string): Promise<RegisterResponse> {
+    return this.send("POST", `/v1/job/${enc(jobId)}/scale`, {
+      Count: count,
+      Target: { Group: group },
+      Message: message,
+    });
+  }
+
+  stop(jobId: string, purge: boolean): Promise<{ EvalID: string }> {
+    return this.send("DELETE", `/v1/job/${enc(jobId)}?purge=${purge}`);
+  }
+
+  restartAllocation(allocId: string, task?: string): Promise<unknown> {
+    return this.send(
+      "POST",
+      `/v1/client/allocation/${enc(allocId)}/restart`,
+      task ? { TaskName: task } : { AllTasks: true },
+    );
+  }
+
+  promote(deploymentId: string): Promise<unknown> {
+    return this.send("POST", `/v1/deployment/promote/${enc(deploymentId)}`, {
+      DeploymentID: deploymentId,
+      All: true,
+    });
+  }
+
+  failDeployment(deploymentId: string): Promise<unknown> {
+    return this.send("POST", `/v1/deployment/fail/${enc(deploymentId)}`, { DeploymentID: deploymentId });
+  }
+
+  nodes(): Promise<NodeStub[]> {
+    return this.send("GET", "/v1/nodes");
+  }
+
+  nodeAllocations(nodeId: string): Promise<Allocation[]> {
+    return this.send("GET", `/v1/node/${enc(nodeId)}/allocations`);
+  }
+
+  /** The last `bytes` of a task's stdout or stderr, as text. */
+  async logs(allocId: string, task: string, stream: "stdout" | "stderr", bytes = 16_384): Promise<string> {
+    const query = `task=${enc(task)}&type=${stream}&origin=end&offset=${bytes}&plain=true`;
+    return this.send("GET", `/v1/client/fs/logs/${enc(allocId)}?${query}`, undefined, "text");
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+
+  private async blocking<T>(path: string, opts: { index?: number; waitMs?: number }): Promise<Blocking<T>> {
+    const query = opts.index ? `index=${opts.index}&wait=${Math.ceil((opts.waitMs ?? 60_000) / 1000)}s` : "";
+    const { body, index } = await this.request<T>(
+      "GET",
+      path,
+      undefined,
+      "json",
+      query,
+      (opts.waitMs ?? 0) + this.opts.timeoutMs,
+    );
+    return { value: body, index };
+  }
+
+  private async send<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    as: "json" | "text" = "json",
+  ): Promise<T> {
+    return (await this.request<T>(method, path, body, as, "", this.opts.timeoutMs)).body;
+  }
+
+  private async request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    as: "json" | "text",
+    extraQuery: string,
+    timeoutMs: number,
+  ): Promise<{ body: T; index: number }> {
+    const params = [
+      `namespace=${enc(this.opts.namespace)}`,
+      ...(this.opts.region ? [`region=${enc(this.opts.region)}`] : []),
+    ];
+    if (extraQuery) params.push(extraQuery);
+    const url = `${this.opts.address.replace(/\/$/, "")}${path}${path.includes("?") ? "&" : "?"}${params.join("&")}`;
+    const abort = new AbortController();
+    const timer = this.opts.clock.setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      const response = await fetch(url, {
+        method,
+        dispatcher: this.dispatcher,
+        signal: abort.signal,
+        headers: {
+          ...(this.opts.token ? { "X-Nomad-Token": this.opts.token } : {}),
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      if (!response.ok) throw nomadError(response.status, text, method, path);
+      const index = Number(response.headers.get("x-nomad-index") ?? 0);
+      return { body: (as === "json" ? (text ? JSON.parse(text) : null) : text) as T, index };
+    } catch (error) {
+      if (error instanceof NomadError) throw error;
+      const reason = abort.signal.aborted ? `no answer within ${timeoutMs} ms` : causeOf(error);
+      throw new NomadError(`Nomad is unreachable at ${this.opts.address}: ${reason}`, "unavailable");
+    } finally {
+      this.opts.clock.clearTimeout(timer);
+    }
+  }
+}
+
+/** Nomad answers errors as plain text; a job-modify-index conflict is an HTTP 500. */
+function nomadError(status: number, text: string, method: string, path: string): NomadError {
+  const said = text.trim().slice(0, 500) || `HTTP ${status}`;
+  if (said.includes(ENFORCE_INDEX_PREFIX)) {
+    return new NomadError(`the job changed in Nomad since it was planned (${said})`, "conflict", status);
+  }
+  if (status === 404) return new NomadError(`not found in Nomad: ${said}`, "not-found", status);
+  if (status === 403) return new NomadError(`Nomad refused the token: ${said}`, "forbidden", status);
+  if (status === 400)
+    return new NomadError(`Nomad refused ${method} ${path.split("?")[0]}: ${said}`, "invalid", status);
+  return new NomadError(`Nomad failed (${status}): ${said}`, "server", status);
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message;
+}
+
+function enc(part: string): string {
+  return encodeURIComponent(part);
+}

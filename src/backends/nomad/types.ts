@@ -1,0 +1,173 @@
+/**
+ * The parts of Nomad's API objects majordome reads (field names as on the wire). Nomad sends more;
+ * what is not listed here is passed through untouched (e.g. a parsed Job goes back to plan and register).
+ */
+export type Job = Record<string, unknown> & {
+  ID: string;
+  Name?: string;
+  Type?: string;
+  Status?: string;
+  Version?: number;
+  Stable?: boolean;
+  JobModifyIndex?: number;
+  SubmitTime?: number;
+  TaskGroups?: TaskGroup[];
+};
+
+export type TaskGroup = Record<string, unknown> & { Name: string; Count?: number; Tasks?: Task[] };
+export type Task = Record<string, unknown> & {
+  Name: string;
+  Driver?: string;
+  Config?: Record<string, unknown>;
+};
+
+export interface JobListStub {
+  ID: string;
+  Name: string;
+  Type: string;
+  Status: string;
+  Version?: number;
+  Stop?: boolean;
+  JobSummary?: { Summary?: Record<string, GroupSummary> };
+}
+
+export interface GroupSummary {
+  Queued: number;
+  Complete: number;
+  Failed: number;
+  Running: number;
+  Starting: number;
+  Lost: number;
+  Unknown?: number;
+}
+
+export interface FieldDiff {
+  Type: string;
+  Name: string;
+  Old: string;
+  New: string;
+  Annotations: string[] | null;
+}
+
+export interface ObjectDiff {
+  Type: string;
+  Name: string;
+  Fields: FieldDiff[] | null;
+  Objects: ObjectDiff[] | null;
+}
+
+export interface TaskDiff extends ObjectDiff {
+  Annotations: string[] | null;
+}
+
+export interface TaskGroupDiff extends ObjectDiff {
+  Tasks: TaskDiff[] | null;
+  Updates: Record<string, number> | null;
+}
+
+export interface JobDiff {
+  Type: string;
+  ID: string;
+  Fields: FieldDiff[] | null;
+  Objects: ObjectDiff[] | null;
+  TaskGroups: TaskGroupDiff[] | null;
+}
+
+export interface AllocMetric {
+  NodesEvaluated?: number;
+  NodesExhausted?: number;
+  NodesFiltered?: number;
+  DimensionExhausted?: Record<string, number> | null;
+  ConstraintFiltered?: Record<string, number> | null;
+  ClassExhausted?: Record<string, number> | null;
+  CoalescedFailures?: number;
+}
+
+export interface PlanResponse {
+  JobModifyIndex: number;
+  Diff: JobDiff | null;
+  Annotations: { DesiredTGUpdates: Record<string, Record<string, number>> | null } | null;
+  FailedTGAllocs: Record<string, AllocMetric> | null;
+  Warnings: string;
+}
+
+export interface RegisterResponse {
+  EvalID: string;
+  EvalCreateIndex: number;
+  JobModifyIndex: number;
+  Warnings?: string;
+}
+
+export interface Evaluation {
+  ID: string;
+  Status: string;
+  StatusDescription?: string;
+  DeploymentID?: string;
+  FailedTGAllocs?: Record<string, AllocMetric> | null;
+  BlockedEval?: string;
+}
+
+export interface TaskEvent {
+  Type: string;
+  Time: number;
+  DisplayMessage?: string;
+  Details?: Record<string, string>;
+  ExitCode?: number;
+  DriverError?: string;
+}
+
+export interface TaskState {
+  State: string;
+  Failed: boolean;
+  Restarts: number;
+  Events: TaskEvent[] | null;
+}
+
+export interface Allocation {
+  ID: string;
+  Name: string;
+  NodeID: string;
+  NodeName?: string;
+  JobID: string;
+  JobVersion?: number;
+  TaskGroup: string;
+  DesiredStatus: string;
+  ClientStatus: string;
+  ClientDescription?: string;
+  DeploymentID?: string;
+  DeploymentStatus?: { Healthy?: boolean | null; Canary?: boolean } | null;
+  TaskStates?: Record<string, TaskState> | null;
+  CreateTime?: number;
+  ModifyTime?: number;
+}
+
+export interface DeploymentGroupState {
+  DesiredTotal: number;
+  PlacedAllocs: number;
+  HealthyAllocs: number;
+  UnhealthyAllocs: number;
+  DesiredCanaries: number;
+  PlacedCanaries: string[] | null;
+  Promoted: boolean;
+  AutoRevert?: boolean;
+  RequireProgressBy?: string;
+}
+
+export interface Deployment {
+  ID: string;
+  JobID: string;
+  JobVersion: number;
+  Status: string;
+  StatusDescription: string;
+  TaskGroups: Record<string, DeploymentGroupState> | null;
+}
+
+export interface NodeStub {
+  ID: string;
+  Name: string;
+  Datacenter: string;
+  Status: string;
+  SchedulingEligibility: string;
+  Drain: boolean;
+  NodeClass?: string;
+}
