@@ -1,5 +1,6 @@
 import type { CommandSpec } from "../src/commands/declare.js";
 import { accessCommands } from "./access.js";
+import { dbCommands } from "./db.js";
 import { deployCommands } from "./deploy.js";
 import { jobCommands } from "./jobs.js";
 import { metaCommands } from "./meta.js";

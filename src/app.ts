@@ -8,6 +8,10 @@ import { Outbox } from "./chat/outbox.js";
 import type { Clock } from "./clock.js";
 import { PolicyAuthorizer } from "./commands/authorize.js";
 import { JobFiles, NomadClient } from "./backends/nomad/index.js";
+import { ConsulSecrets, consulClient } from "./backends/consul-secrets.js";
+import { GarageAdmin } from "./backends/garage.js";
+import { PostgresBackend } from "./backends/postgres.js";
+import { resumers } from "../handlers/resume.js";
 import type { CommandSpec } from "./commands/declare.js";
 import { loadPolicies, type Policies } from "./auth/policy.js";
 import { message } from "./chat/message.js";
@@ -116,7 +120,48 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       ? { jobFiles: new JobFiles(config.nomad.jobs_dir, config.nomad.jobs, config.nomad.git_pull) }
       : {}),
   };
+  const provisioning = {
+    ...(config.consul
+      ? {
+          secrets: new ConsulSecrets(
+            consulClient({
+              address: config.consul.address,
+              ...(config.consul.token ? { token: config.consul.token } : {}),
+              ...(config.consul.datacenter ? { datacenter: config.consul.datacenter } : {}),
+              ...(config.consul.tls ? { tls: config.consul.tls } : {}),
+            }),
+            config.secrets,
+          ),
+        }
+      : {}),
+    ...(config.postgres
+      ? {
+          postgres: new PostgresBackend({
+            host: config.postgres.host,
+            port: config.postgres.port,
+            user: config.postgres.user,
+            password: config.postgres.password,
+            database: config.postgres.database,
+            ssl: config.postgres.ssl,
+            logger: log,
+          }),
+        }
+      : {}),
+    ...(config.garage
+      ? {
+          garage: new GarageAdmin({
+            adminUrl: config.garage.admin_url,
+            adminToken: config.garage.admin_token,
+            s3Endpoint: config.garage.s3_endpoint,
+            s3Region: config.garage.s3_region,
+            timeoutMs: timings.backend_request_timeout,
+            clock,
+          }),
+        }
+      : {}),
+  };
   const services: Services = {
+    provisioning,
     ...(nomad ? { nomad } : {}),
     clock,
     store,
@@ -159,7 +204,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
   });
 
   outbox.start();
-  await resumeUnfinished(journal, deps.resumers ?? new Map(), outbox, log);
+  await resumeUnfinished(journal, deps.resumers ?? resumers(services), outbox, log);
   await pipeline.resume(pending);
   await frontEnd.start(async (event) => {
     metrics.eventLag.observe(Math.max(0, clock.now() - event.originServerTs) / 1000);
@@ -208,6 +253,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       await store.close();
       await deps.directory.close();
       await nomad?.client.close();
+      await provisioning.postgres?.close();
     },
   };
 }

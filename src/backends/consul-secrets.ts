@@ -41,7 +41,10 @@ export function consulClient(opts: ConsulOptions): Consul {
     host: url.hostname,
     port: Number(url.port || (secure ? 443 : 80)),
     secure,
-    defaults: { ...(opts.token ? { token: opts.token } : {}), ...(opts.datacenter ? { dc: opts.datacenter } : {}) },
+    defaults: {
+      ...(opts.token ? { token: opts.token } : {}),
+      ...(opts.datacenter ? { dc: opts.datacenter } : {}),
+    },
     ...(secure && tls
       ? {
           agent: new HttpsAgent({
@@ -66,12 +69,18 @@ export class ConsulSecrets {
   ) {}
 
   keyFor(app: string, kind: SecretKind): string {
-    if (!APP_NAME.test(app)) throw new SecretWriteError(`"${app}" is not an app name (lowercase letters, digits, - and _)`);
+    if (!APP_NAME.test(app))
+      throw new SecretWriteError(`"${app}" is not an app name (lowercase letters, digits, - and _)`);
     return this.layout.prefix + this.layout.keys[kind].replaceAll("{app}", app);
   }
 
   async exists(key: string): Promise<boolean> {
-    return (await this.consul.kv.get(key)) !== undefined;
+    return (await this.read(key)) !== undefined;
+  }
+
+  async read(key: string): Promise<string | undefined> {
+    const entry = await this.consul.kv.get(key);
+    return entry?.Value ?? undefined;
   }
 
   /** Writes only if the key is absent. False when it exists already (nothing written). */
@@ -84,7 +93,8 @@ export class ConsulSecrets {
     const current = await this.consul.kv.get(key);
     if (!current) throw new SecretWriteError(`${key} does not exist in Consul; nothing to replace`);
     const ok = await this.write(() => this.consul.kv.set({ key, value, cas: current.ModifyIndex }), key);
-    if (!ok) throw new SecretWriteError(`${key} changed in Consul while it was being replaced; nothing was written`);
+    if (!ok)
+      throw new SecretWriteError(`${key} changed in Consul while it was being replaced; nothing was written`);
   }
 
   async remove(key: string): Promise<void> {
@@ -111,7 +121,22 @@ function reason(error: unknown): string {
 }
 
 /** The template stanza a Nomad job uses to read the secrets (for the room: where, not what). */
-export function templateStanza(secrets: ConsulSecrets, app: string, kinds: SecretKind[], envPrefix = ""): string {
-  const lines = kinds.map((kind) => `${envPrefix}${kind.toUpperCase()}={{ key "${secrets.keyFor(app, kind)}" }}`);
-  return ["template {", "  data        = <<EOH", ...lines.map((l) => `${l}`), "EOH", '  destination = "secrets/app.env"', "  env         = true", "}"].join("\n");
+export function templateStanza(
+  secrets: ConsulSecrets,
+  app: string,
+  kinds: SecretKind[],
+  envPrefix = "",
+): string {
+  const lines = kinds.map(
+    (kind) => `${envPrefix}${kind.toUpperCase()}={{ key "${secrets.keyFor(app, kind)}" }}`,
+  );
+  return [
+    "template {",
+    "  data        = <<EOH",
+    ...lines.map((l) => `${l}`),
+    "EOH",
+    '  destination = "secrets/app.env"',
+    "  env         = true",
+    "}",
+  ].join("\n");
 }

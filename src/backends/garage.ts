@@ -26,7 +26,11 @@ export interface BucketInfo {
   globalAliases: string[];
   websiteAccess: boolean;
   quotas: { maxSize: number | null; maxObjects: number | null };
-  keys: Array<{ accessKeyId: string; name: string; permissions: { read: boolean; write: boolean; owner: boolean } }>;
+  keys: Array<{
+    accessKeyId: string;
+    name: string;
+    permissions: { read: boolean; write: boolean; owner: boolean };
+  }>;
   objects: number;
   bytes: number;
 }
@@ -73,7 +77,13 @@ export class GarageAdmin {
     return this.call("POST", "CreateBucket", undefined, { globalAlias });
   }
 
-  updateBucket(id: string, body: { quotas?: { maxSize: number | null; maxObjects: number | null }; websiteAccess?: { enabled: boolean; indexDocument?: string; errorDocument?: string } }): Promise<BucketInfo> {
+  updateBucket(
+    id: string,
+    body: {
+      quotas?: { maxSize: number | null; maxObjects: number | null };
+      websiteAccess?: { enabled: boolean; indexDocument?: string; errorDocument?: string };
+    },
+  ): Promise<BucketInfo> {
     return this.call("POST", "UpdateBucket", { id }, body);
   }
 
@@ -101,7 +111,11 @@ export class GarageAdmin {
     return this.call("POST", "DeleteKey", { id: accessKeyId });
   }
 
-  allowBucketKey(bucketId: string, accessKeyId: string, permissions: { read: boolean; write: boolean; owner: boolean }): Promise<BucketInfo> {
+  allowBucketKey(
+    bucketId: string,
+    accessKeyId: string,
+    permissions: { read: boolean; write: boolean; owner: boolean },
+  ): Promise<BucketInfo> {
     return this.call("POST", "AllowBucketKey", undefined, { bucketId, accessKeyId, permissions });
   }
 
@@ -126,18 +140,26 @@ export class GarageAdmin {
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: object, Body: "majordome probe" }));
       const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: object }));
       const body = await got.Body?.transformToString();
-      if (body !== "majordome probe") throw new GarageError("the probe object read back differs from what was written");
+      if (body !== "majordome probe")
+        throw new GarageError("the probe object read back differs from what was written");
       await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: object }));
     } catch (error) {
       if (error instanceof GarageError) throw error;
       const e = error as { name?: string; message?: string };
-      throw new GarageError(`the S3 probe with the new key failed: ${e.name ?? "error"}: ${e.message ?? ""}`.trim());
+      throw new GarageError(
+        `the S3 probe with the new key failed: ${e.name ?? "error"}: ${e.message ?? ""}`.trim(),
+      );
     } finally {
       s3.destroy();
     }
   }
 
-  private async call<T>(method: "GET" | "POST", endpoint: string, query?: Record<string, string>, body?: unknown): Promise<T> {
+  private async call<T>(
+    method: "GET" | "POST",
+    endpoint: string,
+    query?: Record<string, string>,
+    body?: unknown,
+  ): Promise<T> {
     const url = new URL(`/v2/${endpoint}`, this.opts.adminUrl);
     for (const [k, v] of Object.entries(query ?? {})) url.searchParams.set(k, v);
     const abort = new AbortController();
@@ -160,12 +182,18 @@ export class GarageAdmin {
         } catch {
           detail = { message: text.slice(0, 300) };
         }
-        throw new GarageError(`Garage refused ${endpoint}: ${detail.message ?? `HTTP ${response.status}`}`, response.status, detail.code);
+        throw new GarageError(
+          `Garage refused ${endpoint}: ${detail.message ?? `HTTP ${response.status}`}`,
+          response.status,
+          detail.code,
+        );
       }
       return (text ? JSON.parse(text) : undefined) as T;
     } catch (error) {
       if (error instanceof GarageError) throw error;
-      throw new GarageError(`Garage's admin API is unreachable at ${this.opts.adminUrl}: ${abort.signal.aborted ? "timeout" : ((error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message)}`);
+      throw new GarageError(
+        `Garage's admin API is unreachable at ${this.opts.adminUrl}: ${abort.signal.aborted ? "timeout" : ((error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message)}`,
+      );
     } finally {
       this.opts.clock.clearTimeout(timer);
     }
@@ -178,8 +206,10 @@ export function bucketNameProblem(name: string): string | null {
   if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(name)) {
     return "a bucket name has lowercase letters, digits, dots and hyphens, and starts and ends with a letter or digit";
   }
-  if (name.includes("..") || name.includes(".-") || name.includes("-.")) return "a bucket name has no two dots (or a dot and a hyphen) side by side";
+  if (name.includes("..") || name.includes(".-") || name.includes("-."))
+    return "a bucket name has no two dots (or a dot and a hyphen) side by side";
   if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return "a bucket name is not an IP address";
-  if (name.startsWith("xn--") || name.endsWith("-s3alias")) return "a bucket name does not start with xn-- nor end with -s3alias";
+  if (name.startsWith("xn--") || name.endsWith("-s3alias"))
+    return "a bucket name does not start with xn-- nor end with -s3alias";
   return null;
 }

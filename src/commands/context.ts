@@ -9,6 +9,7 @@ import type { Router } from "./router.js";
 import type { Authorizer } from "./authorize.js";
 import type { Policies } from "../auth/policy.js";
 import type { NomadServices } from "../backends/nomad/index.js";
+import type { ProvisioningServices } from "../backends/provisioning.js";
 
 /** What every handler may use; later capabilities add their backends here. */
 export interface Services {
@@ -21,6 +22,7 @@ export interface Services {
   policies: Policies;
   /** Present when the config has a nomad section. */
   nomad?: NomadServices;
+  provisioning?: ProvisioningServices;
   /** Reads a person's groups from the directory (fresh: bypass the cache). */
   identify(sender: string, opts?: { fresh?: boolean }): Promise<Identity>;
 }

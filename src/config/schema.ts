@@ -86,6 +86,26 @@ const garage = z.strictObject({
   s3_region: z.string().default("garage"),
 });
 
+/** Where credentials go in Consul KV, as the collective's Nomad templates read them. */
+const secrets = z
+  .strictObject({
+    prefix: z
+      .string()
+      .regex(/^([a-z0-9_-]+\/)+$/, "expected a key prefix ending with /, e.g. secrets/")
+      .default("secrets/"),
+    keys: z
+      .strictObject({
+        db_user: z.string().default("{app}/db_user"),
+        db_pass: z.string().default("{app}/db_pass"),
+        db_name: z.string().default("{app}/db_name"),
+        s3_access_key: z.string().default("{app}/s3_access_key"),
+        s3_secret_key: z.string().default("{app}/s3_secret_key"),
+        s3_bucket: z.string().default("{app}/s3_bucket"),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 const state = z
   .strictObject({
     backend: z.enum(["file", "consul"]).default("file"),
@@ -111,6 +131,7 @@ const timings = z
     shutdown_grace: duration.prefault("25s"),
     nomad_request_timeout: duration.prefault("30s"),
     deploy_timeout: duration.prefault("15m"),
+    backend_request_timeout: duration.prefault("30s"),
   })
   .prefault({});
 
@@ -128,6 +149,7 @@ export const configSchema = z.strictObject({
   consul: consul.optional(),
   postgres: postgres.optional(),
   garage: garage.optional(),
+  secrets,
   state,
   http,
   timings,
