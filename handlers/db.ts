@@ -92,7 +92,7 @@ export async function createDatabase(
   } catch (error) {
     const undone = await rollBack(services, args, await journal.get(actionId));
     await journal.finish(actionId, "failed", (error as Error).message);
-    throw new Error(`${(error as Error).message}. ${undone}`);
+    throw new Error(`${(error as Error).message}. ${undone}`, { cause: error });
   }
 }
 

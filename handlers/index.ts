@@ -11,4 +11,5 @@ export const allCommands: CommandSpec[] = [
   ...accessCommands,
   ...deployCommands,
   ...jobCommands,
+  ...dbCommands,
 ];
