@@ -1,5 +1,6 @@
 import type { CommandSpec } from "../src/commands/declare.js";
 import { accessCommands } from "./access.js";
+import { bucketCommands } from "./bucket.js";
 import { dbCommands } from "./db.js";
 import { deployCommands } from "./deploy.js";
 import { jobCommands } from "./jobs.js";
@@ -12,4 +13,5 @@ export const allCommands: CommandSpec[] = [
   ...deployCommands,
   ...jobCommands,
   ...dbCommands,
+  ...bucketCommands,
 ];

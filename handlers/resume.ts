@@ -1,6 +1,8 @@
 import { code, message } from "../src/chat/message.js";
 import type { Services } from "../src/commands/context.js";
+import type { ActionRecord } from "../src/state/journal.js";
 import type { Resumer } from "../src/state/resume.js";
+import { resumeBucketCreation } from "./bucket.js";
 import { resumeDatabaseCreation } from "./db.js";
 
 /** The kinds of action that resume after a restart from their last completed step, and how. */

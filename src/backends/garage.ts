@@ -53,9 +53,12 @@ export class GarageAdmin {
     try {
       await this.call("GET", "GetClusterHealth");
     } catch (error) {
-      if (error instanceof GarageError && error.status === 404) {
+      // Garage 1.x answers an unknown path with 400 "Unknown API endpoint"; older ones or proxies with 404.
+      const v1 =
+        error instanceof GarageError &&
+        (error.status === 404 || (error.status === 400 && /Unknown API endpoint/.test(error.message)));
+      if (v1)
         throw new GarageError("unsupported Garage version: the admin API v2 (Garage 2.x) is needed", 404);
-      }
       throw error;
     }
   }
@@ -98,8 +101,11 @@ export class GarageAdmin {
     return found[0];
   }
 
-  keyInfo(accessKeyId: string): Promise<KeyInfo> {
-    return this.call("GET", "GetKeyInfo", { id: accessKeyId });
+  keyInfo(accessKeyId: string, opts: { showSecretKey?: boolean } = {}): Promise<KeyInfo> {
+    return this.call("GET", "GetKeyInfo", {
+      id: accessKeyId,
+      ...(opts.showSecretKey ? { showSecretKey: "true" } : {}),
+    });
   }
 
   /** The secret is in this answer only: Garage does not show it again unless asked explicitly. */

@@ -1,0 +1,324 @@
+import { code, message, table } from "../src/chat/message.js";
+import { APP_NAME, templateStanza, type ConsulSecrets } from "../src/backends/consul-secrets.js";
+import { bucketNameProblem, type GarageAdmin } from "../src/backends/garage.js";
+import type { Services } from "../src/commands/context.js";
+import { defineCommand, type CommandSpec } from "../src/commands/declare.js";
+import { integer, name, type ArgType } from "../src/commands/types.js";
+import type { ActionRecord } from "../src/state/journal.js";
+
+const bucketName: ArgType<string> = {
+  label: "bucket name",
+  parse: (raw) => {
+    const problem = bucketNameProblem(raw);
+    return problem ? { ok: false, expected: `a valid bucket name (${problem})` } : { ok: true, value: raw };
+  },
+};
+const appName = name("app", APP_NAME, "an app name: lowercase letters, digits, - and _");
+const keyId = name("key", /^GK[0-9a-f]{24}$/, "a Garage access key ID (GK followed by 24 hex digits)");
+const size: ArgType<number> = {
+  label: "size",
+  parse: (raw) => {
+    const match = /^(\d{1,6})([KMGT])$/.exec(raw);
+    if (!match) return { ok: false, expected: "a size such as 500M, 10G or 1T" };
+    const power = { K: 1, M: 2, G: 3, T: 4 }[match[2] as "K" | "M" | "G" | "T"];
+    return { ok: true, value: Number(match[1]) * 1024 ** power };
+  },
+};
+
+function backends(services: Services): { garage: GarageAdmin; secrets: ConsulSecrets } {
+  const { garage, secrets } = services.provisioning ?? {};
+  if (!garage) throw new Error("Garage is not configured (no garage section in majordome's config)");
+  if (!secrets)
+    throw new Error("Consul is not configured: credentials have nowhere to go (no consul section)");
+  return { garage, secrets };
+}
+
+interface BucketArgs {
+  name: string;
+  app: string;
+  key?: string;
+  quota?: number;
+  maxObjects?: number;
+  website: boolean;
+  owner: boolean;
+}
+
+function secretKeys(secrets: ConsulSecrets, app: string) {
+  return {
+    access: secrets.keyFor(app, "s3_access_key"),
+    secret: secrets.keyFor(app, "s3_secret_key"),
+    bucket: secrets.keyFor(app, "s3_bucket"),
+  };
+}
+
+/**
+ * Creates a bucket in journaled steps: bucket (global alias), key, credentials to Consul (create-only;
+ * the secret is read back from Garage on a resume, never kept in the journal), permissions, quotas and
+ * website, then an S3 probe with the new key. A failure rolls back what this action made.
+ */
+export async function createBucket(services: Services, actionId: string, args: BucketArgs): Promise<string> {
+  const { garage, secrets } = backends(services);
+  const { journal } = services;
+  const keys = secretKeys(secrets, args.app);
+  try {
+    const { bucketId } = await journal.step(actionId, "bucket", async () => ({
+      bucketId: (await garage.createBucket(args.name)).id,
+    }));
+    const { accessKeyId } = await journal.step(actionId, "key", async () => {
+      if (args.key) return { accessKeyId: args.key, existing: true };
+      return { accessKeyId: (await garage.createKey(args.app)).accessKeyId, existing: false };
+    });
+    const secret = (await garage.keyInfo(accessKeyId, { showSecretKey: true })).secretAccessKey;
+    if (!secret) throw new Error(`Garage did not give the secret of key ${accessKeyId}`);
+    await journal.step(actionId, "secrets", async () => {
+      for (const [key, value] of [
+        [keys.access, accessKeyId],
+        [keys.bucket, args.name],
+        [keys.secret, secret],
+      ] as const) {
+        if (!(await secrets.createOnly(key, value)))
+          throw new Error(`${key} already exists in Consul; it is not overwritten`);
+      }
+    });
+    await journal.step(actionId, "permissions", () =>
+      garage
+        .allowBucketKey(bucketId, accessKeyId, { read: true, write: true, owner: args.owner })
+        .then(() => undefined),
+    );
+    await journal.step(actionId, "settings", async () => {
+      if (args.quota !== undefined || args.maxObjects !== undefined || args.website) {
+        await garage.updateBucket(bucketId, {
+          // Garage replaces both quotas at once: always send both.
+          quotas: { maxSize: args.quota ?? null, maxObjects: args.maxObjects ?? null },
+          ...(args.website
+            ? { websiteAccess: { enabled: true, indexDocument: "index.html", errorDocument: "error.html" } }
+            : {}),
+        });
+      }
+    });
+    await journal.step(actionId, "probe", () =>
+      garage.probe(args.name, { accessKeyId, secretAccessKey: secret }),
+    );
+    await journal.finish(actionId, "succeeded");
+    return (
+      `✅ Bucket ${code(args.name)} created; key ${code(accessKeyId)} may read and write${args.owner ? " and own it" : ""}` +
+      `${args.quota !== undefined ? `, quota ${args.quota} bytes` : ""}${args.maxObjects !== undefined ? `, at most ${args.maxObjects} objects` : ""}${args.website ? ", website on" : ""}. ` +
+      `An S3 probe with the new key worked.\n\nCredentials are in Consul: ${code(keys.access)}, ${code(keys.secret)}. A job reads them with:\n\n` +
+      "```hcl\n" +
+      templateStanza(secrets, args.app, ["s3_access_key", "s3_secret_key", "s3_bucket"]) +
+      "\n```"
+    );
+  } catch (error) {
+    const undone = await rollBack(services, args, await journal.get(actionId));
+    await journal.finish(actionId, "failed", (error as Error).message);
+    throw new Error(`${(error as Error).message}. ${undone}`, { cause: error });
+  }
+}
+
+async function rollBack(
+  services: Services,
+  args: BucketArgs,
+  record: ActionRecord | undefined,
+): Promise<string> {
+  const { garage, secrets } = backends(services);
+  const result = (step: string) =>
+    record?.steps.find((s) => s.name === step)?.result as Record<string, unknown> | undefined;
+  const done = new Set(record?.steps.map((s) => s.name));
+  const undone: string[] = [];
+  const problems: string[] = [];
+  const attempt = async (what: string, undo: () => Promise<unknown>) => {
+    try {
+      await undo();
+      undone.push(what);
+    } catch (error) {
+      problems.push(`${what}: ${(error as Error).message}`);
+    }
+  };
+  if (done.has("secrets")) {
+    const keys = secretKeys(secrets, args.app);
+    await attempt("the secrets", async () => {
+      for (const key of Object.values(keys)) await secrets.remove(key);
+    });
+  }
+  const key = result("key");
+  if (key && !key.existing)
+    await attempt(`key ${String(key.accessKeyId)}`, () => garage.deleteKey(String(key.accessKeyId)));
+  const bucket = result("bucket");
+  if (bucket) await attempt(`bucket ${args.name}`, () => garage.deleteBucket(String(bucket.bucketId)));
+  if (undone.length === 0 && problems.length === 0) return "Nothing had been made.";
+  return `Rolled back: ${undone.join(", ") || "nothing"}.${problems.length ? ` Could not roll back: ${problems.join("; ")} — check by hand.` : ""}`;
+}
+
+const create = defineCommand<{
+  name: string;
+  app?: string;
+  key?: string;
+  quota?: number;
+  "max-objects"?: number;
+  website?: boolean;
+  owner?: boolean;
+}>({
+  name: "bucket create",
+  summary: "Create a Garage bucket and its key; credentials go to Consul KV; proven with an S3 probe",
+  args: [{ name: "name", type: bucketName }],
+  flags: {
+    app: {
+      summary:
+        "the app whose secrets/<app>/ folder gets the credentials, and the key's name (default: the bucket name)",
+      type: appName,
+    },
+    key: { summary: "use this existing key instead of creating one", type: keyId },
+    quota: { summary: "the bucket's maximum size, e.g. 10G", type: size },
+    "max-objects": {
+      summary: "the bucket's maximum number of objects",
+      type: integer("count", 1, 1_000_000_000),
+    },
+    website: { summary: "serve the bucket as a website" },
+    owner: { summary: "also give the key owner rights" },
+  },
+  async run(ctx, flags) {
+    const { garage, secrets } = backends(ctx.services);
+    await garage.checkVersion();
+    const args: BucketArgs = {
+      name: flags.name,
+      app: flags.app ?? flags.name.replace(/\./g, "-"),
+      website: flags.website ?? false,
+      owner: flags.owner ?? false,
+      ...(flags.key ? { key: flags.key } : {}),
+      ...(flags.quota !== undefined ? { quota: flags.quota } : {}),
+      ...(flags["max-objects"] !== undefined ? { maxObjects: flags["max-objects"] } : {}),
+    };
+    if (!APP_NAME.test(args.app))
+      return message(`${code(args.app)} cannot be an app name; give one with ${code("--app")}.`);
+    const keys = secretKeys(secrets, args.app);
+    const [existing, secretExists] = await Promise.all([
+      garage.bucketByAlias(args.name),
+      secrets.exists(keys.secret),
+    ]);
+    if (existing) {
+      return message(
+        `Bucket ${code(args.name)} already exists (${existing.objects} objects); its secret ${secretExists ? `is at ${code(keys.secret)}` : "is **not** in Consul"}. Nothing was changed.`,
+      );
+    }
+    if (secretExists)
+      return message(
+        `⚠️ Not created: ${code(keys.secret)} already exists in Consul without the bucket. Nothing was changed.`,
+      );
+    if (!args.key && (await garage.keyByName(args.app))) {
+      return message(
+        `⚠️ Not created: a Garage key named ${code(args.app)} already exists; use it with ${code("--key")} or choose another ${code("--app")}.`,
+      );
+    }
+    const actionId = `bucket-${ctx.eventId}`;
+    const { fresh } = await ctx.services.journal.begin({
+      id: actionId,
+      kind: "bucket create",
+      args: { ...args },
+      requester: ctx.identity.sender,
+      roomId: ctx.roomId,
+    });
+    if (!fresh) return message("This request was already handled.");
+    return message(await createBucket(ctx.services, actionId, args));
+  },
+});
+
+const list = defineCommand({
+  name: "bucket list",
+  summary: "Garage buckets",
+  async run(ctx) {
+    const { garage } = backends(ctx.services);
+    const buckets = await garage.listBuckets();
+    if (buckets.length === 0) return message("No buckets.");
+    return message(
+      table(
+        ["bucket", "id"],
+        buckets.map((b) => [b.globalAliases.map((a) => code(a)).join(", ") || "—", code(b.id.slice(0, 16))]),
+      ),
+    );
+  },
+});
+
+const info = defineCommand<{ name: string }>({
+  name: "bucket info",
+  summary: "One bucket: size, objects, quotas, keys",
+  args: [{ name: "name", type: bucketName }],
+  async run(ctx, { name: bucket }) {
+    const { garage } = backends(ctx.services);
+    const found = await garage.bucketByAlias(bucket);
+    if (!found) return message(`No bucket ${code(bucket)}.`);
+    const quotas = `${found.quotas.maxSize ?? "no"} size quota, ${found.quotas.maxObjects ?? "no"} object quota`;
+    const keys = found.keys.map(
+      (k) =>
+        `${code(k.accessKeyId)} (${k.name}: ${["read", "write", "owner"].filter((p) => k.permissions[p as "read"]).join("/")})`,
+    );
+    return message(
+      `**${code(bucket)}**: ${found.objects} objects, ${found.bytes} bytes; ${quotas}; website ${found.websiteAccess ? "on" : "off"}.\nKeys: ${keys.join(", ") || "none"}`,
+    );
+  },
+});
+
+const rotateKey = defineCommand<{ name: string; app?: string }>({
+  name: "bucket rotate-key",
+  summary: "Give a bucket a new key (new credentials in Consul, then the old key is removed)",
+  args: [{ name: "name", type: bucketName }],
+  flags: {
+    app: { summary: "the app whose secrets hold the credentials (default: the bucket name)", type: appName },
+  },
+  async run(ctx, { name: bucket, app }) {
+    const { garage, secrets } = backends(ctx.services);
+    const found = await garage.bucketByAlias(bucket);
+    if (!found) return message(`No bucket ${code(bucket)}.`);
+    const keys = secretKeys(secrets, app ?? bucket.replace(/\./g, "-"));
+    const oldKey = await secrets.read(keys.access);
+    if (!oldKey) return message(`${code(keys.access)} is not in Consul; nothing was changed.`);
+    const old = found.keys.find((k) => k.accessKeyId === oldKey);
+    const fresh = await garage.createKey(`${old?.name ?? bucket}-${ctx.services.clock.now()}`);
+    await garage.allowBucketKey(
+      found.id,
+      fresh.accessKeyId,
+      old?.permissions ?? { read: true, write: true, owner: false },
+    );
+    await garage.probe(bucket, fresh);
+    await secrets.replace(keys.secret, fresh.secretAccessKey);
+    await secrets.replace(keys.access, fresh.accessKeyId);
+    await garage.deleteKey(oldKey);
+    return message(
+      `🔑 Bucket ${code(bucket)} has a new key ${code(fresh.accessKeyId)} (probed); ${code(keys.access)} and ${code(keys.secret)} updated; the old key ${code(oldKey)} is deleted. Restart the app's job so its template re-renders.`,
+    );
+  },
+});
+
+const remove = defineCommand<{ name: string; purge?: boolean }>({
+  name: "bucket delete",
+  summary: "Delete a bucket (refused when not empty, unless --purge)",
+  args: [{ name: "name", type: bucketName }],
+  flags: { purge: { summary: "delete its objects too", policy: "bucket delete --purge" } },
+  async plan(ctx, { name: bucket, purge }) {
+    const { garage } = backends(ctx.services);
+    const found = await garage.bucketByAlias(bucket);
+    if (!found) throw new Error(`no bucket ${code(bucket)}`);
+    return {
+      summary: `Delete bucket ${code(bucket)} (${found.objects} objects, ${found.bytes} bytes)${purge ? ", with every object in it" : ""}. This cannot be undone.`,
+      facts: { bucket, id: found.id, objects: found.objects, purge: purge ?? false },
+    };
+  },
+  async run(ctx, { name: bucket, purge }) {
+    const { garage } = backends(ctx.services);
+    const found = await garage.bucketByAlias(bucket);
+    if (!found) return message(`No bucket ${code(bucket)}; nothing was done.`);
+    if (found.objects > 0 && !purge)
+      return message(
+        `⚠️ Not deleted: ${code(bucket)} holds ${found.objects} objects. Add ${code("--purge")} to delete them too.`,
+      );
+    if (found.objects > 0)
+      throw new Error("--purge of a non-empty bucket is not implemented yet; empty it first");
+    await garage.deleteBucket(found.id);
+    return message(`🗑️ Deleted bucket ${code(bucket)}.`);
+  },
+});
+
+export async function resumeBucketCreation(services: Services, action: ActionRecord): Promise<string> {
+  return createBucket(services, action.id, action.args as unknown as BucketArgs);
+}
+
+export const bucketCommands: CommandSpec[] = [create, list, info, rotateKey, remove];
