@@ -7,22 +7,21 @@ import { resumeDatabaseCreation } from "./db.js";
 
 /** The kinds of action that resume after a restart from their last completed step, and how. */
 export function resumers(services: Services): Map<string, Resumer> {
-  const report = (action: { roomId: string; id: string }, text: string) =>
+  const report = (action: ActionRecord, text: string) =>
     services.outbox.send(action.roomId, message(text), { id: `${action.id}#resumed` });
+  const resumer =
+    (kind: string, resume: (services: Services, action: ActionRecord) => Promise<string>): Resumer =>
+    async (action) => {
+      try {
+        const result = await resume(services, action);
+        await report(action, `♻️ Resumed after a restart (action ${code(action.id)}): ${result}`);
+      } catch (error) {
+        const why = (error as Error).message;
+        await report(action, `❌ Resuming ${code(kind)} (action ${code(action.id)}) after a restart failed: ${why}`);
+      }
+    };
   return new Map<string, Resumer>([
-    [
-      "db create",
-      async (action) => {
-        try {
-          const result = await resumeDatabaseCreation(services, action);
-          await report(action, `♻️ Resumed after a restart (action ${code(action.id)}): ${result}`);
-        } catch (error) {
-          await report(
-            action,
-            `❌ Resuming ${code("db create")} (action ${code(action.id)}) after a restart failed: ${(error as Error).message}`,
-          );
-        }
-      },
-    ],
+    ["db create", resumer("db create", resumeDatabaseCreation)],
+    ["bucket create", resumer("bucket create", resumeBucketCreation)],
   ]);
 }
