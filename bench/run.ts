@@ -1,6 +1,9 @@
 /** `npm run bench`: every benchmark, its figures printed as they come, with the targets next to them. */
+import "../src/quiet-deprecations.js";
 import { benchAuthorization } from "./authorization.js";
 import { benchFoundation } from "./foundation.js";
+import { benchProvisioning } from "./provisioning.js";
+import { benchPostgresPrimitives } from "./postgres.js";
 
 interface Target {
   figure: string;
@@ -17,6 +20,8 @@ const TARGETS: Target[] = [
 const SECTIONS: Array<[string, () => Promise<Record<string, number>>]> = [
   ["foundation: commands through the homeserver double", benchFoundation],
   ["authorization: decisions with the directory on a local slapd", benchAuthorization],
+  ["provisioning: !db create on a real PostgreSQL, !bucket create on the doubles", benchProvisioning],
+  ["postgres: provisioning primitives on a real PostgreSQL", benchPostgresPrimitives],
 ];
 
 async function main(): Promise<void> {

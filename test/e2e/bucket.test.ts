@@ -1,0 +1,150 @@
+/**
+ * `!bucket` end to end: majordome in process, the Garage double (admin API v2 + S3 checking SigV4),
+ * the Consul double for the credentials, the homeserver double for the room.
+ */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { startMajordome, type Majordome } from "../../src/app.js";
+import { loadPolicies } from "../../src/auth/policy.js";
+import { YamlDirectory } from "../../src/auth/yaml-directory.js";
+import { SystemClock } from "../../src/clock.js";
+import { configSchema } from "../../src/config/schema.js";
+import { startConsulDouble } from "../../src/sandbox/consul/index.js";
+import { startGarageDouble } from "../../src/sandbox/garage/index.js";
+import { DOMAIN, startWorld, type World } from "../support/world.js";
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup() {
+  const w: World = await startWorld();
+  cleanups.push(() => w.close());
+  const consul = await startConsulDouble();
+  cleanups.push(() => consul.close());
+  const garage = await startGarageDouble({ adminToken: "admin-token-for-tests" });
+  cleanups.push(() => garage.close());
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString());
+      done();
+    },
+  });
+  const app: Majordome = await startMajordome({
+    config: configSchema.parse({
+      matrix: {
+        homeserver_url: w.hs.url,
+        access_token: w.bot.accessToken,
+        user_domain: DOMAIN,
+        command_rooms: [w.roomId],
+      },
+      consul: { address: consul.url },
+      garage: {
+        admin_url: garage.adminUrl,
+        admin_token: "admin-token-for-tests",
+        s3_endpoint: garage.s3Url,
+        s3_region: garage.region,
+      },
+      state: { path: await mkdtemp(join(tmpdir(), "majordome-bucket-")), fsync: false },
+      timings: { sync_timeout: "2s" },
+    }),
+    clock: new SystemClock(),
+    log: pino({ level: "debug" }, sink),
+    directory: new YamlDirectory(),
+    policies: await loadPolicies("policies"),
+    http: false,
+  });
+  cleanups.push(() => app.stop());
+  await app.synced();
+  const ask = async (user: string, line: string) => {
+    const command = w.say(user, line);
+    for (let i = 0; i < 3000 && !app.handled(command); i++) await new Promise((r) => setTimeout(r, 5));
+    await app.outbox.drained();
+    return w
+      .repliesTo(command)
+      .map((r) => String((r.content as { body: string }).body))
+      .join("\n");
+  };
+  return { w, app, consul, garage, logs, ask };
+}
+
+describe("!bucket through chat, Garage and Consul doubles", () => {
+  it("creates a bucket and a key that works (S3 probe), credentials in Consul only; a second create changes nothing", async () => {
+    const s = await setup();
+    const reply = await s.ask("alice", "!bucket create photos --quota 10G --max-objects 1000 --website");
+    expect(reply).toMatch(
+      /Bucket `photos` created; key `GK[0-9a-f]{24}` may read and write.*website on\. An S3 probe with the new key worked/s,
+    );
+    const accessKey = s.consul.kv("secrets/photos/s3_access_key")!;
+    const secretKey = s.consul.kv("secrets/photos/s3_secret_key")!;
+    expect(accessKey).toMatch(/^GK/);
+    expect(secretKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(s.garage.bucketNames()).toEqual(["photos"]);
+    expect(s.garage.objectCount("photos")).toBe(0); // the probe cleaned up after itself
+    expect(await s.ask("alice", "!bucket create photos")).toMatch(/already exists .*Nothing was changed/);
+    expect(await s.ask("carol", "!bucket info photos")).toMatch(/0 objects.*website on/s);
+    const room = JSON.stringify(s.w.hs.timeline(s.w.roomId).map((e) => e.content));
+    expect(room).not.toContain(secretKey);
+    expect(s.logs.join("")).not.toContain(secretKey);
+  });
+
+  it.each([
+    "x; DROP DATABASE y",
+    "../../etc",
+    "UPPER",
+    "a".repeat(300),
+    "bucket..x",
+    "192.168.1.1",
+    "phоtos",
+  ])("refuses the name %j before any call", async (hostile) => {
+    const s = await setup();
+    const reply = await s.ask("alice", `!bucket create '${hostile}'`);
+    expect(reply).toMatch(/Bad name .*expected a valid bucket name/);
+    expect(s.garage.bucketNames()).toEqual([]);
+    expect(s.garage.keyIds()).toEqual([]);
+  });
+
+  it.each([
+    ["CreateKey", /Garage refused CreateKey/],
+    ["AllowBucketKey", /Garage refused AllowBucketKey/],
+    ["UpdateBucket", /Garage refused UpdateBucket/],
+    ["PutObject", /S3 probe with the new key failed/],
+  ])("a failure at %s rolls back the bucket, the key and the secrets", async (endpoint, said) => {
+    const s = await setup();
+    // Enough failures to outlast the AWS SDK's own retries on the probe.
+    s.garage.failNext({ endpoint }, 5, 500, "InternalError");
+    const reply = await s.ask("alice", "!bucket create media --quota 1G");
+    expect(reply).toMatch(said);
+    expect(reply).toMatch(/Rolled back: /);
+    expect(s.garage.bucketNames()).toEqual([]);
+    expect(s.garage.keyIds()).toEqual([]);
+    expect(s.consul.kv("secrets/media/s3_secret_key")).toBeUndefined();
+  });
+
+  it("rotates the key: the new one works and is in Consul, the old one is gone", async () => {
+    const s = await setup();
+    await s.ask("alice", "!bucket create docs");
+    const oldKey = s.consul.kv("secrets/docs/s3_access_key")!;
+    expect(await s.ask("alice", "!bucket rotate-key docs")).toMatch(
+      /has a new key .*the old key .* is deleted/,
+    );
+    const newKey = s.consul.kv("secrets/docs/s3_access_key")!;
+    expect(newKey).not.toBe(oldKey);
+    expect(s.garage.keyIds()).toEqual([newKey]);
+  });
+
+  it("a Garage without the v2 admin API gets a clear message", async () => {
+    const s = await setup();
+    const old = await startGarageDouble({ adminToken: "t", apiVersion: "v1-only" });
+    cleanups.push(() => old.close());
+    const garage = s.app.services.provisioning!.garage!;
+    (garage as unknown as { opts: { adminUrl: string } }).opts.adminUrl = old.adminUrl;
+    expect(await s.ask("alice", "!bucket create logs")).toMatch(/unsupported Garage version/);
+  });
+});

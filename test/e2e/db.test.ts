@@ -1,0 +1,277 @@
+/**
+ * `!db` end to end: majordome in process, a real throwaway PostgreSQL, the Consul double for the
+ * credentials, the homeserver double for the room. Every room message and log line is scanned for the
+ * generated passwords.
+ */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startMajordome, type Majordome } from "../../src/app.js";
+import { loadPolicies } from "../../src/auth/policy.js";
+import { YamlDirectory } from "../../src/auth/yaml-directory.js";
+import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
+import { SystemClock } from "../../src/clock.js";
+import { configSchema } from "../../src/config/schema.js";
+import { startConsulDouble } from "../../src/sandbox/consul/index.js";
+import { FileStateStore } from "../../src/state/file-store.js";
+import { ConsulSecrets, consulClient } from "../../src/backends/consul-secrets.js";
+import { ActionJournal } from "../../src/state/journal.js";
+import { connectTo, startThrowawayPostgres, type ThrowawayPostgres } from "../support/postgres.js";
+import { DOMAIN, startWorld, type World } from "../support/world.js";
+
+let pg: ThrowawayPostgres;
+beforeAll(async () => {
+  pg = await startThrowawayPostgres();
+}, 60_000);
+afterAll(async () => {
+  await pg.stop();
+});
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Setup {
+  w: World;
+  app: Majordome;
+  consul: Awaited<ReturnType<typeof startConsulDouble>>;
+  logs: string[];
+  stateDir: string;
+}
+
+function minimalConfig(w: World) {
+  return {
+    matrix: {
+      homeserver_url: w.hs.url,
+      access_token: w.bot.accessToken,
+      user_domain: DOMAIN,
+      command_rooms: [w.roomId],
+    },
+  };
+}
+
+async function setup(opts: { stateDir?: string; w?: World; consul?: Setup["consul"] } = {}): Promise<Setup> {
+  const w = opts.w ?? (await startWorld());
+  if (!opts.w) cleanups.push(() => w.close());
+  const consul = opts.consul ?? (await startConsulDouble());
+  if (!opts.consul) cleanups.push(() => consul.close());
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString());
+      done();
+    },
+  });
+  const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "majordome-db-")));
+  const app = await startMajordome({
+    config: configSchema.parse({
+      ...minimalConfig(w),
+      consul: { address: consul.url },
+      postgres: {
+        host: pg.host,
+        port: pg.port,
+        user: pg.adminUser,
+        password: pg.adminPassword,
+        database: pg.database,
+      },
+      state: { path: stateDir, fsync: false },
+      timings: { sync_timeout: "2s" },
+    }),
+    clock: new SystemClock(),
+    log: pino({ level: "debug" }, sink),
+    directory: new YamlDirectory(),
+    policies: await loadPolicies("policies"),
+    http: false,
+  });
+  cleanups.push(() => app.stop());
+  await app.synced();
+  return { w, app, consul, logs, stateDir };
+}
+
+const bodyOf = (e: ClientEvent) => JSON.stringify(e.content);
+
+async function ask(s: Setup, user: string, line: string): Promise<string> {
+  const command = s.w.say(user, line);
+  for (let i = 0; i < 3000 && !s.app.handled(command); i++) await new Promise((r) => setTimeout(r, 5));
+  await s.app.outbox.drained();
+  const replies = s.w.repliesTo(command);
+  expect(replies.length, `a reply to ${line}`).toBeGreaterThan(0);
+  return replies.map((r) => String((r.content as { body: string }).body)).join("\n");
+}
+
+/** Every password majordome generated must appear nowhere but in Consul. */
+function expectNoSecretLeaked(s: Setup, secrets: string[]): void {
+  const room = s.w.hs.timeline(s.w.roomId).map(bodyOf).join("\n");
+  const logs = s.logs.join("\n");
+  for (const secret of secrets) {
+    expect(room).not.toContain(secret);
+    expect(logs).not.toContain(secret);
+  }
+}
+
+async function canLogin(user: string, password: string, database: string): Promise<boolean> {
+  try {
+    const client = await connectTo(pg, { user, password, database });
+    await client.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("!db through chat, real PostgreSQL, credentials in Consul", () => {
+  it("creates a database whose credentials work, are in Consul, and never in the room or logs; a second create changes nothing", async () => {
+    const s = await setup();
+    const reply = await ask(s, "alice", "!db create shop");
+    expect(reply).toMatch(/Database `shop` created, owned by role `shop`/);
+    expect(reply).toContain("secrets/shop/db_pass");
+    expect(reply).toMatch(/template \{/);
+    const password = s.consul.kv("secrets/shop/db_pass")!;
+    expect(password).toMatch(/^[A-Za-z0-9]{32,}$/);
+    expect(s.consul.kv("secrets/shop/db_user")).toBe("shop");
+    expect(await canLogin("shop", password, "shop")).toBe(true);
+    expect(await ask(s, "alice", "!db create shop")).toMatch(/already exists .*Nothing was changed/);
+    expect(s.consul.kv("secrets/shop/db_pass")).toBe(password);
+    expect(await ask(s, "carol", "!db info shop")).toMatch(/owner `shop`.*only its owner may connect/);
+
+    const rotated = await ask(s, "alice", "!db rotate shop");
+    expect(rotated).toMatch(/New password for role `shop`, written to `secrets\/shop\/db_pass`/);
+    const newPassword = s.consul.kv("secrets/shop/db_pass")!;
+    expect(newPassword).not.toBe(password);
+    expect(await canLogin("shop", password, "shop")).toBe(false);
+    expect(await canLogin("shop", newPassword, "shop")).toBe(true);
+    expectNoSecretLeaked(s, [password, newPassword, pg.adminPassword]);
+  });
+
+  it.each([
+    ["x; DROP DATABASE y"],
+    ['"quoted"'],
+    ["../../etc"],
+    ["a".repeat(300)],
+    ["shоp"], // a Cyrillic о
+    ["Shop"],
+    ["postgres"],
+  ])("refuses %j before any backend call", async (hostile) => {
+    const s = await setup();
+    const before = s.app.services.provisioning?.postgres?.serverRequests;
+    const reply = await ask(s, "alice", `!db create '${hostile.replace(/'/g, "")}'`);
+    expect(reply).toMatch(/Bad name .*expected a valid name/);
+    expect(s.app.services.provisioning?.postgres?.serverRequests).toBe(before);
+    expect(s.consul.kv(`secrets/${hostile}/db_pass`)).toBeUndefined();
+  });
+
+  it.each(["role", "database", "verified"] as const)(
+    "a failure at the %s step rolls back everything this action made",
+    async (step) => {
+      const s = await setup();
+      const postgres = s.app.services.provisioning!.postgres!;
+      const inject = { role: "createRole", database: "createDatabase", verified: "canConnect" }[
+        step
+      ] as "createRole";
+      const original = postgres[inject].bind(postgres);
+      postgres[inject] = async () => {
+        throw new Error(`injected failure at ${step}`);
+      };
+      try {
+        const reply = await ask(s, "alice", "!db create orders");
+        expect(reply).toMatch(new RegExp(`injected failure at ${step}\\. Rolled back: `));
+      } finally {
+        postgres[inject] = original;
+      }
+      expect(await postgres.databaseExists("orders")).toBe(false);
+      expect(await postgres.roleExists("orders")).toBe(false);
+      expect(s.consul.kv("secrets/orders/db_pass")).toBeUndefined();
+      expect(s.consul.kv("secrets/orders/db_user")).toBeUndefined();
+    },
+  );
+
+  it("Consul unreachable: nothing is made, and the room says why", async () => {
+    const s = await setup();
+    s.consul.unavailable(true);
+    try {
+      expect(await ask(s, "alice", "!db create ledger")).toMatch(/failed/);
+    } finally {
+      s.consul.unavailable(false);
+    }
+    expect(await s.app.services.provisioning!.postgres!.roleExists("ledger")).toBe(false);
+  });
+
+  it("resumes a creation a restart interrupted after the secrets step, and says so", async () => {
+    const w = await startWorld();
+    cleanups.push(() => w.close());
+    const consul = await startConsulDouble();
+    cleanups.push(() => consul.close());
+    const stateDir = await mkdtemp(join(tmpdir(), "majordome-db-"));
+    // What a crash right after the first step leaves: the journal entry and the secrets; no role, no database.
+    const store = await FileStateStore.open(stateDir, { fsync: false });
+    const journal = new ActionJournal(store, new SystemClock());
+    const secrets = new ConsulSecrets(
+      consulClient({ address: consul.url }),
+      configSchema.parse(minimalConfig(w)).secrets,
+    );
+    await journal.begin({
+      id: "db-crashed",
+      kind: "db create",
+      args: { name: "crm", app: "crm", owner: "crm" },
+      requester: "@alice:deuxfleurs.fr",
+      roomId: w.roomId,
+    });
+    await journal.step("db-crashed", "secrets", async () => {
+      await secrets.createOnly("secrets/crm/db_user", "crm");
+      await secrets.createOnly("secrets/crm/db_name", "crm");
+      await secrets.createOnly("secrets/crm/db_pass", "Resumed0123456789abcdefghijklmnop");
+    });
+    await store.close();
+
+    const s = await setup({ stateDir, w, consul });
+    const report = await w.waitFor((e) =>
+      /Resumed after a restart/.test(String((e.content as { body?: string }).body)),
+    );
+    expect(String((report.content as { body: string }).body)).toMatch(
+      /action `db-crashed`.*Database `crm` created/,
+    );
+    expect(await canLogin("crm", "Resumed0123456789abcdefghijklmnop", "crm")).toBe(true);
+    expect((await s.app.services.journal.get("db-crashed"))?.status).toBe("succeeded");
+  });
+
+  it("drop needs another admin's approval, refuses while sessions are connected, and removes the secrets", async () => {
+    const s = await setup();
+    await ask(s, "alice", "!db create wiki");
+    const password = s.consul.kv("secrets/wiki/db_pass")!;
+    const session = await connectTo(pg, { user: "wiki", password, database: "wiki" });
+    const request = s.w.say("alice", "!db drop wiki");
+    const asked = await s.w.waitFor(
+      (e) =>
+        e.sender === s.w.bot.userId &&
+        /Approval needed/.test(String((e.content as { body?: string }).body)) &&
+        s.w.repliesTo(request).some((r) => r.event_id === e.event_id),
+    );
+    expect(String((asked.content as { body: string }).body)).toMatch(
+      /Drop database `wiki`.*1 session\(s\) now/,
+    );
+    s.w.react("bob", asked.event_id, "✅");
+    const refused = await s.w.waitFor((e) =>
+      /Not dropped: 1 session/.test(String((e.content as { body?: string }).body)),
+    );
+    expect(refused).toBeDefined();
+    await session.end();
+    expect(await s.app.services.provisioning!.postgres!.databaseExists("wiki")).toBe(true);
+
+    const again = s.w.say("alice", "!db drop wiki");
+    const second = await s.w.waitFor(
+      (e) =>
+        e.sender === s.w.bot.userId &&
+        /Approval needed/.test(String((e.content as { body?: string }).body)) &&
+        s.w.repliesTo(again).some((r) => r.event_id === e.event_id),
+    );
+    s.w.react("bob", second.event_id, "✅");
+    await s.w.waitFor((e) => /Dropped database `wiki`/.test(String((e.content as { body?: string }).body)));
+    expect(await s.app.services.provisioning!.postgres!.databaseExists("wiki")).toBe(false);
+    expect(s.consul.kv("secrets/wiki/db_pass")).toBeUndefined();
+    expectNoSecretLeaked(s, [password]);
+  });
+});
