@@ -16,8 +16,10 @@ const dbName: ArgType<string> = {
 const appName = name("app", APP_NAME, "an app name: lowercase letters, digits, - and _");
 
 function backends(services: Services): { postgres: PostgresBackend; secrets: ConsulSecrets } {
-  const { postgres, secrets } = services.provisioning ?? {};
-  if (!postgres) throw new Error("PostgreSQL is not configured (no postgres section in majordome's config)");
+  const { postgres, secrets, postgresUnavailable } = services.provisioning ?? {};
+  if (!postgres) {
+    throw new Error(`PostgreSQL is unavailable: ${postgresUnavailable ?? "there is no postgres section in majordome's config"}`);
+  }
   if (!secrets)
     throw new Error("Consul is not configured: credentials have nowhere to go (no consul section)");
   return { postgres, secrets };

@@ -34,6 +34,8 @@ export interface AppDeps {
   directory: Directory;
   /** Defaults to the policies in config.policies_dir. */
   policies?: Policies;
+  /** Why PostgreSQL is absent (the sandbox without PostgreSQL binaries). */
+  postgresUnavailable?: string;
   /** Defaults to every shipped command (tests add their own). */
   commands?: CommandSpec[];
   /** Defaults to the store the config names. */
@@ -121,6 +123,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       : {}),
   };
   const provisioning = {
+    ...(deps.postgresUnavailable ? { postgresUnavailable: deps.postgresUnavailable } : {}),
     ...(config.consul
       ? {
           secrets: new ConsulSecrets(

@@ -7,4 +7,6 @@ export interface ProvisioningServices {
   secrets?: ConsulSecrets;
   postgres?: PostgresBackend;
   garage?: GarageAdmin;
+  /** Why PostgreSQL is absent, where it is not simply left out of the config (the sandbox says why). */
+  postgresUnavailable?: string;
 }

@@ -10,6 +10,7 @@ import { createLogger } from "../log.js";
 import type { Directory } from "../auth/directory.js";
 import { startHomeserver, type Homeserver } from "./homeserver/index.js";
 import { parseScriptLine, type ScriptLine } from "./script.js";
+import { startSandboxCluster } from "./cluster.js";
 import { Transcript } from "./transcript.js";
 
 export const SANDBOX_DOMAIN = "deuxfleurs.fr";
@@ -38,6 +39,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<void> {
   homeserver.invite(roomId, founder, bot.userId);
 
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "majordome-sandbox-")));
+  const cluster = await startSandboxCluster(clock);
   const config = configSchema.parse({
     matrix: {
       homeserver_url: homeserver.url,
@@ -50,6 +52,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<void> {
     timings: { sync_timeout: "10s" },
     log: { level: opts.logLevel },
     policies_dir: opts.policiesDir,
+    ...cluster.config,
   });
   const write = (line: string) => opts.output.write(line + "\n");
   const transcript = new Transcript(bot.userId, write);
@@ -61,6 +64,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<void> {
     log: createLogger(config.log.level, "stderr"),
     directory: opts.directory,
     http: false,
+    ...(cluster.postgresMissing ? { postgresUnavailable: cluster.postgresMissing } : {}),
   });
   const session = new Session(homeserver, app, transcript, roomId, clock, write);
   await session.waitForMember(bot.userId);
@@ -75,6 +79,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<void> {
     await app.outbox.drained();
   } finally {
     await app.stop();
+    await cluster.close();
     await homeserver.close();
     if (!opts.stateDir) await rm(stateDir, { recursive: true, force: true });
   }

@@ -41,6 +41,7 @@ export class MatrixFrontEnd implements ChatTransport {
   private sink: Sink = async () => undefined;
   private userId = "";
   private firstSync = false;
+  private stopping = false;
   private lastStoredAt = 0;
   private markSynced: () => void = () => undefined;
   /** Resolves once the first sync batch has been handled and its position stored. */
@@ -52,7 +53,7 @@ export class MatrixFrontEnd implements ChatTransport {
         `matrix.encryption is on, but ${crypto.unavailableReason ?? "the crypto binding is missing"}`,
       );
     }
-    routeSdkLogs(opts.log);
+    routeSdkLogs(opts.log, () => this.stopping);
     this.rooms = new Set(opts.rooms);
     this.storage = new StateStorageProvider(opts.store, (token) => {
       if (token === null) {
@@ -105,6 +106,7 @@ export class MatrixFrontEnd implements ChatTransport {
   }
 
   stop(): void {
+    this.stopping = true;
     this.client.stop();
   }
 

@@ -52,8 +52,11 @@ export function deliveryError(error: unknown): DeliveryError {
   return new DeliveryError(error instanceof Error ? error.message : String(error), "transient");
 }
 
-/** Sends the SDK's own logging to majordome's logger (warnings and errors only). */
-export function routeSdkLogs(log: Logger): void {
+/**
+ * Sends the SDK's own logging to majordome's logger (warnings and errors only). Once majordome is
+ * stopping, the SDK's complaints about its last long-poll being cut are only debug.
+ */
+export function routeSdkLogs(log: Logger, stopping: () => boolean = () => false): void {
   const child = log.child({ module: "matrix-bot-sdk" });
   const text = (parts: unknown[]) =>
     parts
@@ -67,7 +70,7 @@ export function routeSdkLogs(log: Logger): void {
     // The SDK logs every error answer, including the 404 it expects and tolerates for missing account data.
     error: (module: string, ...parts: unknown[]) => {
       const line = text(parts);
-      if (line.includes('"M_NOT_FOUND"')) child.debug({ sdkModule: module }, line);
+      if (line.includes('"M_NOT_FOUND"') || stopping()) child.debug({ sdkModule: module }, line);
       else child.warn({ sdkModule: module }, line);
     },
   });
