@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import { crashPoint } from "../crash.js";
 import type { StateStore } from "./store.js";
 
 export type ActionStatus = "running" | "succeeded" | "failed" | "interrupted";
@@ -66,6 +67,7 @@ export class ActionJournal {
     await this.update(id, (record) => {
       record.steps.push({ name, at: this.clock.now(), ...(result === undefined ? {} : { result }) });
     });
+    crashPoint(`step:${name}`);
     return result;
   }
 

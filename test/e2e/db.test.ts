@@ -20,7 +20,8 @@ import { FileStateStore } from "../../src/state/file-store.js";
 import { ConsulSecrets, consulClient } from "../../src/backends/consul-secrets.js";
 import { ActionJournal } from "../../src/state/journal.js";
 import { connectTo, startThrowawayPostgres, type ThrowawayPostgres } from "../support/postgres.js";
-import { DOMAIN, startWorld, type World } from "../support/world.js";
+import { spawnMajordome, waitHealthy } from "../support/process.js";
+import { DOMAIN, startWorld, writeWorldConfig, type World } from "../support/world.js";
 
 let pg: ThrowawayPostgres;
 beforeAll(async () => {
@@ -274,4 +275,50 @@ describe("!db through chat, real PostgreSQL, credentials in Consul", () => {
     expect(s.consul.kv("secrets/wiki/db_pass")).toBeUndefined();
     expectNoSecretLeaked(s, [password]);
   });
+});
+
+describe("!db create killed with SIGKILL after each step, then restarted", () => {
+  it.each(["secrets", "role", "database", "verified"])(
+    "killed after %s: the restart finishes it, nothing is half-made",
+    async (step) => {
+      const w = await startWorld();
+      cleanups.push(() => w.close());
+      const consul = await startConsulDouble();
+      cleanups.push(() => consul.close());
+      const db = `killed_${step}`;
+      const { path, healthUrl } = await writeWorldConfig(w, {
+        sections: {
+          consul: { address: consul.url },
+          postgres: {
+            host: pg.host,
+            port: pg.port,
+            user: pg.adminUser,
+            password: pg.adminPassword,
+            database: pg.database,
+          },
+        },
+      });
+      const first = spawnMajordome(path, { MAJORDOME_CRASH_AT: `step:${step}` });
+      cleanups.push(() => first.kill());
+      await waitHealthy(healthUrl);
+      w.say("alice", `!db create ${db}`);
+      expect(await first.exited).toBeNull();
+
+      const second = spawnMajordome(path);
+      cleanups.push(() => second.kill());
+      const app = `killed-${step}`;
+      const report = await w.waitFor(
+        (e) =>
+          /Resumed after a restart|already handled|created/.test(
+            String((e.content as { body?: string }).body),
+          ),
+        20_000,
+      );
+      expect(String((report.content as { body: string }).body)).toMatch(
+        new RegExp(`Database \`${db}\` created`),
+      );
+      const password = consul.kv(`secrets/${app}/db_pass`)!;
+      expect(await canLogin(db, password, db)).toBe(true);
+    },
+  );
 });

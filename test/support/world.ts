@@ -116,7 +116,12 @@ export async function freePort(): Promise<number> {
 /** Writes a config file (and a YAML directory) for a majordome process serving the world's room. */
 export async function writeWorldConfig(
   world: World,
-  opts: { stateDir?: string; httpPort?: number; timings?: Record<string, string> } = {},
+  opts: {
+    stateDir?: string;
+    httpPort?: number;
+    timings?: Record<string, string>;
+    sections?: Record<string, unknown>;
+  } = {},
 ): Promise<{ path: string; stateDir: string; healthUrl: string }> {
   const dir = await mkdtemp(join(tmpdir(), "majordome-e2e-"));
   const stateDir = opts.stateDir ?? join(dir, "state");
@@ -135,6 +140,7 @@ export async function writeWorldConfig(
     timings: { sync_timeout: "5s", outbox_retry_min: "50ms", outbox_retry_max: "1s", ...opts.timings },
     log: { level: "warn" },
     policies_dir: join(repoRoot(), "policies"),
+    ...opts.sections,
   };
   const path = join(dir, "config.yml");
   await writeFile(path, stringify(config));
