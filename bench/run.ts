@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, its figures printed as they come, with the targets next to them. */
 import "../src/quiet-deprecations.js";
 import { benchAuthorization } from "./authorization.js";
+import { benchDeploy } from "./deploy.js";
 import { benchFoundation } from "./foundation.js";
 import { benchProvisioning } from "./provisioning.js";
 import { benchPostgresPrimitives } from "./postgres.js";
@@ -15,11 +16,17 @@ const TARGETS: Target[] = [
   { figure: "command.overhead.p99_ms", check: (v) => v < 10, text: "< 10 ms" },
   { figure: "command.throughput.per_s", check: (v) => v >= 300, text: ">= 300 commands/s" },
   { figure: "memory.rss.idle_over_bare_mb", check: (v) => v <= 30, text: "<= 30 MB over bare libraries" },
+  {
+    figure: "deploy.3_groups.majordome_cpu.p50_ms",
+    check: (v) => v < 20,
+    text: "< 20 ms of majordome's CPU",
+  },
 ];
 
 const SECTIONS: Array<[string, () => Promise<Record<string, number>>]> = [
   ["foundation: commands through the homeserver double", benchFoundation],
   ["authorization: decisions with the directory on a local slapd", benchAuthorization],
+  ["deploy: !deploy of a 3-group job through the Nomad double", benchDeploy],
   ["provisioning: !db create on a real PostgreSQL, !bucket create on the doubles", benchProvisioning],
   ["postgres: provisioning primitives on a real PostgreSQL", benchPostgresPrimitives],
 ];

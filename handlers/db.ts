@@ -18,7 +18,9 @@ const appName = name("app", APP_NAME, "an app name: lowercase letters, digits, -
 function backends(services: Services): { postgres: PostgresBackend; secrets: ConsulSecrets } {
   const { postgres, secrets, postgresUnavailable } = services.provisioning ?? {};
   if (!postgres) {
-    throw new Error(`PostgreSQL is unavailable: ${postgresUnavailable ?? "there is no postgres section in majordome's config"}`);
+    throw new Error(
+      `PostgreSQL is unavailable: ${postgresUnavailable ?? "there is no postgres section in majordome's config"}`,
+    );
   }
   if (!secrets)
     throw new Error("Consul is not configured: credentials have nowhere to go (no consul section)");

@@ -84,9 +84,10 @@ async function explainFailure(
 ): Promise<void> {
   const { value: allocations } = await nomad.client.allocations(job);
   const failing = allocations
+    // Allocation stubs carry no deployment ID: the deployment's job version identifies its allocations.
     .filter(
       (a) =>
-        a.DeploymentID === deployment.ID &&
+        a.JobVersion === deployment.JobVersion &&
         (a.ClientStatus === "failed" || a.DeploymentStatus?.Healthy === false),
     )
     .slice(0, 3);

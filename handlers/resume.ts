@@ -17,7 +17,10 @@ export function resumers(services: Services): Map<string, Resumer> {
         await report(action, `♻️ Resumed after a restart (action ${code(action.id)}): ${result}`);
       } catch (error) {
         const why = (error as Error).message;
-        await report(action, `❌ Resuming ${code(kind)} (action ${code(action.id)}) after a restart failed: ${why}`);
+        await report(
+          action,
+          `❌ Resuming ${code(kind)} (action ${code(action.id)}) after a restart failed: ${why}`,
+        );
       }
     };
   return new Map<string, Resumer>([

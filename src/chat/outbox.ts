@@ -14,7 +14,10 @@ import {
 } from "./message.js";
 import { DeliveryError, type ChatTransport } from "./transport.js";
 
-/** An event ID (`$…`) or the local ID of a message majordome sent or is about to send. */
+/**
+ * The local ID of a message majordome sent or is about to send, or else an event ID. Local IDs may look
+ * like event IDs (a command's answers are named after its event), so what the outbox knows wins.
+ */
 export type EventRef = string;
 
 interface OutboxItem {
@@ -173,7 +176,7 @@ export class Outbox {
 
   /** The event ID of a message once delivered (null if the homeserver refused it for good). */
   eventIdOf(ref: EventRef): Promise<string | null> {
-    if (ref.startsWith("$")) return Promise.resolve(ref);
+    if (!this.isLocal(ref)) return Promise.resolve(ref);
     const sent = this.sentIds.get(ref);
     if (sent !== undefined) return Promise.resolve(sent);
     return new Promise((resolve) => {
@@ -187,6 +190,10 @@ export class Outbox {
   drained(): Promise<void> {
     if (this.depth() === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isLocal(ref: EventRef): boolean {
+    return this.sentIds.has(ref) || this.known(ref);
   }
 
   private known(id: string): boolean {
@@ -296,11 +303,10 @@ export class Outbox {
    */
   private async targetOf(item: OutboxItem): Promise<string | null | undefined> {
     const ref = item.kind === "message" ? (item.threadRoot ?? item.replyTo) : item.target;
-    if (ref === undefined || ref.startsWith("$")) return ref;
-    const exists = this.sentIds.has(ref) || this.known(ref);
-    // A message whose relation cannot be resolved still goes out, without the relation.
-    if (item.kind === "message") return exists ? ((await this.eventIdOf(ref)) ?? undefined) : undefined;
-    return exists ? this.eventIdOf(ref) : null;
+    if (ref === undefined || !this.isLocal(ref)) return ref;
+    // A message whose relation was refused still goes out, without the relation.
+    if (item.kind === "message") return (await this.eventIdOf(ref)) ?? undefined;
+    return this.eventIdOf(ref);
   }
 
   private async settle(item: OutboxItem, eventId: string | null): Promise<void> {

@@ -1,10 +1,14 @@
 import type { Clock } from "../clock.js";
+import { join } from "node:path";
+import { repoRoot } from "../paths.js";
 import { startConsulDouble, type ConsulDouble } from "./consul/index.js";
+import { startNomadDouble, type NomadDouble } from "./nomad/index.js";
 import { startGarageDouble, type GarageDouble } from "./garage/index.js";
 import { findPostgresBinaries, startThrowawayPostgres, type ThrowawayPostgres } from "./postgres.js";
 
 /** The simulated cluster behind the sandbox: the doubles, and a real throwaway PostgreSQL when possible. */
 export interface SandboxCluster {
+  nomad: NomadDouble;
   consul: ConsulDouble;
   garage: GarageDouble;
   postgres?: ThrowawayPostgres;
@@ -17,7 +21,10 @@ export interface SandboxCluster {
 
 const GARAGE_TOKEN = "sandbox-admin-token";
 
-export async function startSandboxCluster(clock: Clock): Promise<SandboxCluster> {
+export async function startSandboxCluster(clock: Clock, speed: number): Promise<SandboxCluster> {
+  // A step of the simulated scheduler: a placement, a start, a health check, in simulated time.
+  const nomad = await startNomadDouble({ stepMs: Math.max(1, 500 / speed), now: () => clock.now() });
+  nomad.failNextPlacement("broken", "app", "image-pull");
   const consul = await startConsulDouble({ now: () => clock.now() });
   const garage = await startGarageDouble({ adminToken: GARAGE_TOKEN });
   let postgres: ThrowawayPostgres | undefined;
@@ -32,21 +39,37 @@ export async function startSandboxCluster(clock: Clock): Promise<SandboxCluster>
     postgresMissing = "no PostgreSQL binaries on this machine (scripts/install-test-deps.sh installs them)";
   }
   return {
+    nomad,
     consul,
     garage,
     ...(postgres ? { postgres } : {}),
     ...(postgresMissing ? { postgresMissing } : {}),
     config: {
+      nomad: { address: nomad.url, jobs_dir: join(repoRoot(), "src", "sandbox", "jobs") },
       consul: { address: consul.url },
-      garage: { admin_url: garage.adminUrl, admin_token: GARAGE_TOKEN, s3_endpoint: garage.s3Url, s3_region: garage.region },
+      garage: {
+        admin_url: garage.adminUrl,
+        admin_token: GARAGE_TOKEN,
+        s3_endpoint: garage.s3Url,
+        s3_region: garage.region,
+      },
       ...(postgres
-        ? { postgres: { host: postgres.host, port: postgres.port, user: postgres.adminUser, password: postgres.adminPassword, database: postgres.database } }
+        ? {
+            postgres: {
+              host: postgres.host,
+              port: postgres.port,
+              user: postgres.adminUser,
+              password: postgres.adminPassword,
+              database: postgres.database,
+            },
+          }
         : {}),
     },
     async close() {
       await postgres?.stop();
       await garage.close();
       await consul.close();
+      await nomad.close();
     },
   };
 }

@@ -11,6 +11,7 @@ import type { Directory } from "../auth/directory.js";
 import { startHomeserver, type Homeserver } from "./homeserver/index.js";
 import { parseScriptLine, type ScriptLine } from "./script.js";
 import { startSandboxCluster } from "./cluster.js";
+import { simControls } from "./sim.js";
 import { Transcript } from "./transcript.js";
 
 export const SANDBOX_DOMAIN = "deuxfleurs.fr";
@@ -39,7 +40,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<void> {
   homeserver.invite(roomId, founder, bot.userId);
 
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "majordome-sandbox-")));
-  const cluster = await startSandboxCluster(clock);
+  const cluster = await startSandboxCluster(clock, opts.speed);
   const config = configSchema.parse({
     matrix: {
       homeserver_url: homeserver.url,
@@ -66,7 +67,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<void> {
     http: false,
     ...(cluster.postgresMissing ? { postgresUnavailable: cluster.postgresMissing } : {}),
   });
-  const session = new Session(homeserver, app, transcript, roomId, clock, write);
+  const session = new Session(homeserver, app, transcript, roomId, clock, write, simControls(cluster, clock));
   await session.waitForMember(bot.userId);
   await app.synced();
   try {
@@ -97,6 +98,7 @@ class Session {
     private readonly roomId: string,
     private readonly clock: SystemClock,
     private readonly write: (line: string) => void,
+    private readonly sim: (control: string) => Promise<string>,
   ) {}
 
   async play(line: ScriptLine): Promise<void> {
@@ -108,7 +110,7 @@ class Session {
       case "sleep":
         return this.clock.sleep(line.seconds * 1000);
       case "sim":
-        return this.write(this.sim(line.control));
+        return this.write(await this.sim(line.control));
       case "say":
         return this.settle(this.homeserver.sendText(this.roomId, this.member(line.user), line.text));
       case "react":
@@ -131,20 +133,6 @@ class Session {
     const reaction = this.homeserver.react(this.roomId, userId, target, line.key);
     this.reactions.set(key, reaction);
     return this.settle(reaction);
-  }
-
-  private sim(control: string): string {
-    if (control === "help" || control === "") {
-      return [
-        "sim: controls drive the simulated cluster. Available now:",
-        "  sim: help    this list",
-        "  sim: time    the simulated clock and its speed",
-        `Simulated time runs ${this.clock.speed}× real time (majordome sandbox --speed N); "sleep N" waits N simulated seconds.`,
-      ].join("\n");
-    }
-    if (control === "time")
-      return `simulated time: ${new Date(this.clock.now()).toISOString()} (speed ${this.clock.speed}×)`;
-    return `! unknown sim control "${control}"; "sim: help" lists them`;
   }
 
   /** A bare name is a user of the sandbox's homeserver; anyone who speaks is invited and joins first. */

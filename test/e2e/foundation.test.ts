@@ -230,7 +230,7 @@ describe("rooms and interrupted actions", () => {
     const journal = new ActionJournal(store, new SystemClock());
     await journal.begin({
       id: "act-7",
-      kind: "db create",
+      kind: "drain",
       args: { name: "shop" },
       requester: "@alice:deuxfleurs.fr",
       roomId: w.roomId,
@@ -241,7 +241,7 @@ describe("rooms and interrupted actions", () => {
       (e) => e.sender === w.bot.userId && /interrupted by a restart/.test(body(e)),
     );
     expect(body(report)).toMatch(
-      /`db create` \(action `act-7`, asked by @alice:deuxfleurs\.fr\) was interrupted by a restart\. Steps done: `role`\. It was not resumed/,
+      /`drain` \(action `act-7`, asked by @alice:deuxfleurs\.fr\) was interrupted by a restart\. Steps done: `role`\. It was not resumed/,
     );
     expect((await journal.get("act-7"))?.status).toBe("interrupted");
     await app.stop();

@@ -66,6 +66,7 @@ function describeDiffType(type: string | undefined): string {
 
 function diffLines(diff: JobDiff | null): string[] {
   if (!diff || diff.Type === "None") return [];
+  if (diff.Type === "Added") return addedJob(diff);
   const out: string[] = [];
   out.push(...fields("job", diff.Fields), ...objects("job", diff.Objects));
   for (const group of diff.TaskGroups ?? []) {
@@ -82,6 +83,20 @@ function diffLines(diff: JobDiff | null): string[] {
     }
   }
   return out;
+}
+
+/** A new job: its groups and tasks, not every default value Nomad fills in. */
+function addedJob(diff: JobDiff): string[] {
+  const field = (list: FieldDiff[] | null | undefined, name: string) =>
+    list?.find((f) => f.Name === name)?.New;
+  return (diff.TaskGroups ?? []).flatMap((group) => [
+    `- group ${group.Name}: new, count ${field(group.Fields, "Count") ?? "1"}`,
+    ...(group.Tasks ?? []).map((task) => {
+      const config = task.Objects?.find((o) => o.Name === "Config");
+      const image = field(config?.Fields, "image");
+      return `- group ${group.Name} › task ${task.Name}: new (${field(task.Fields, "Driver") ?? "?"}${image ? `, ${code(image)}` : ""})`;
+    }),
+  ]);
 }
 
 function fields(where: string, list: FieldDiff[] | null | undefined): string[] {

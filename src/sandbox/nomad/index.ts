@@ -1,0 +1,144 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createListener, GET, type Route } from "./http.js";
+import { defaultNodes } from "./nodes.js";
+import { allocRoutes } from "./routes-allocs.js";
+import { deploymentRoutes } from "./routes-deployments.js";
+import { eventRoutes, type StreamRegistry } from "./routes-events.js";
+import { jobRoutes } from "./routes-jobs.js";
+import { nodeRoutes } from "./routes-nodes.js";
+import { Simulation } from "./sim.js";
+import type { FailureKind, SimNodeSpec } from "./types.js";
+
+export type { FailureKind, SimNodeSpec } from "./types.js";
+export { ENFORCE_INDEX_PREFIX } from "./jobs.js";
+
+export interface NomadDoubleOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** ACL token required in X-Nomad-Token; none = no ACLs. */
+  token?: string;
+  /** Default "global". */
+  region?: string;
+  /** Default "dc1". */
+  datacenter?: string;
+  /** Default: node-1..node-3, 4000 MHz / 8192 MB each. */
+  nodes?: SimNodeSpec[];
+  /** Real milliseconds the simulation takes per step (place, start, health-check...); 0 = as fast as possible. */
+  stepMs?: number;
+  /** Milliseconds since the epoch, for every timestamp the double writes. Default Date.now. */
+  now?: () => number;
+  /** Interval of the event stream's `{}` heartbeat. Default 30 000 (Nomad's). */
+  heartbeatMs?: number;
+}
+
+export interface NomadDouble {
+  readonly url: string;
+  /** The next allocations of that group fail that way (until cleared). */
+  failNextPlacement(job: string, group: string, kind: FailureKind): void;
+  clearFailures(job?: string): void;
+  /** A running allocation's main task is OOM-killed (Terminated, oom_killed), then restarts by policy. */
+  oomKill(allocIdPrefixOrJob: string): void;
+  /** A running allocation's main task exits with `exitCode` until its restart policy gives up. */
+  failAllocation(allocIdPrefixOrJob: string, exitCode?: number): void;
+  /** Node status down: its allocations are lost and rescheduled elsewhere. */
+  nodeDown(nodeName: string): void;
+  nodeUp(nodeName: string): void;
+  /** Resolves when the simulation has nothing pending. */
+  settle(): Promise<void>;
+  /** Job IDs known (every namespace). */
+  jobs(): string[];
+  close(): Promise<void>;
+}
+
+export async function startNomadDouble(opts: NomadDoubleOptions = {}): Promise<NomadDouble> {
+  const double = new NomadDoubleServer(opts);
+  await double.listen(opts.host ?? "127.0.0.1", opts.port ?? 0);
+  return double;
+}
+
+class NomadDoubleServer implements NomadDouble {
+  private readonly sim: Simulation;
+  private readonly server: Server;
+  private readonly streams: StreamRegistry = new Set();
+  private baseUrl = "";
+
+  constructor(opts: NomadDoubleOptions) {
+    const region = opts.region ?? "global";
+    this.sim = new Simulation({
+      region,
+      datacenter: opts.datacenter ?? "dc1",
+      nodes: opts.nodes ?? defaultNodes(),
+      stepMs: opts.stepMs ?? 0,
+      now: opts.now ?? Date.now,
+    });
+    const routes: Route[] = [
+      ...jobRoutes(this.sim),
+      ...allocRoutes(this.sim),
+      ...deploymentRoutes(this.sim),
+      ...nodeRoutes(this.sim),
+      ...eventRoutes(this.sim, { token: opts.token, heartbeatMs: opts.heartbeatMs ?? 30_000 }, this.streams),
+      { methods: GET, path: "/v1/status/leader", handler: () => ({ body: "127.0.0.1:4647" }) },
+      { methods: GET, path: "/v1/regions", handler: () => ({ body: [region] }) },
+    ];
+    this.server = createServer(createListener({ routes, token: opts.token, region }));
+  }
+
+  get url(): string {
+    return this.baseUrl;
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        const address = this.server.address() as AddressInfo;
+        this.baseUrl = `http://${host}:${address.port}`;
+        resolve();
+      });
+    });
+  }
+
+  failNextPlacement(job: string, group: string, kind: FailureKind): void {
+    this.sim.failNextPlacement(job, group, kind);
+  }
+
+  clearFailures(job?: string): void {
+    this.sim.clearFailures(job);
+  }
+
+  oomKill(allocIdPrefixOrJob: string): void {
+    this.sim.client.oomKill(this.sim.runningAlloc(allocIdPrefixOrJob).ID);
+  }
+
+  failAllocation(allocIdPrefixOrJob: string, exitCode = 1): void {
+    this.sim.client.failAllocation(this.sim.runningAlloc(allocIdPrefixOrJob).ID, exitCode);
+  }
+
+  nodeDown(nodeName: string): void {
+    this.sim.nodeService.setStatus(this.sim.nodeByName(nodeName), "down");
+  }
+
+  nodeUp(nodeName: string): void {
+    this.sim.nodeService.setStatus(this.sim.nodeByName(nodeName), "ready");
+  }
+
+  settle(): Promise<void> {
+    return this.sim.ticker.idle();
+  }
+
+  jobs(): string[] {
+    return [...this.sim.store.jobs.values()].map((j) => j.ID).sort();
+  }
+
+  async close(): Promise<void> {
+    this.sim.close();
+    for (const end of [...this.streams]) end();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Nomad from chat, end to end: majordome in process, the Nomad double (its scheduler simulating
+ * placements, health and failures), the sandbox's example job files, the homeserver double.
+ */
+import { cp, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { startMajordome, type Majordome } from "../../src/app.js";
+import { loadPolicies, Policies, parsePolicyFile } from "../../src/auth/policy.js";
+import { YamlDirectory } from "../../src/auth/yaml-directory.js";
+import { SystemClock } from "../../src/clock.js";
+import { configSchema } from "../../src/config/schema.js";
+import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
+import { startNomadDouble, type NomadDouble } from "../../src/sandbox/nomad/index.js";
+import { repoRoot } from "../support/paths.js";
+import { DOMAIN, startWorld, type World } from "../support/world.js";
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const text = (e: ClientEvent) => String((e.content as { body?: string }).body ?? "");
+const rel = (e: ClientEvent) =>
+  (e.content as { "m.relates_to"?: { rel_type?: string; event_id?: string } })["m.relates_to"];
+
+interface Setup {
+  w: World;
+  app: Majordome;
+  nomad: NomadDouble;
+  jobsDir: string;
+  ask(user: string, line: string): Promise<string>;
+  /** The current text of a bot message (its latest edit). */
+  current(eventId: string): string;
+  waitText(pattern: RegExp, timeoutMs?: number): Promise<ClientEvent>;
+}
+
+async function setup(opts: { policies?: Policies } = {}): Promise<Setup> {
+  const w = await startWorld();
+  cleanups.push(() => w.close());
+  const nomad = await startNomadDouble({ stepMs: 5 });
+  cleanups.push(() => nomad.close());
+  const jobsDir = await mkdtemp(join(tmpdir(), "majordome-jobs-"));
+  await cp(join(repoRoot(), "src", "sandbox", "jobs"), jobsDir, { recursive: true });
+  const app = await startMajordome({
+    config: configSchema.parse({
+      matrix: {
+        homeserver_url: w.hs.url,
+        access_token: w.bot.accessToken,
+        user_domain: DOMAIN,
+        command_rooms: [w.roomId],
+      },
+      nomad: { address: nomad.url, jobs_dir: jobsDir },
+      state: { path: await mkdtemp(join(tmpdir(), "majordome-nomad-")), fsync: false },
+      timings: { sync_timeout: "2s", deploy_timeout: "20s" },
+    }),
+    clock: new SystemClock(),
+    log: pino({ level: "silent" }),
+    directory: new YamlDirectory(),
+    policies: opts.policies ?? (await loadPolicies("policies")),
+    http: false,
+  });
+  cleanups.push(() => app.stop());
+  await app.synced();
+  const current = (eventId: string) => {
+    const edits = w.hs
+      .timeline(w.roomId)
+      .filter((e) => rel(e)?.rel_type === "m.replace" && rel(e)?.event_id === eventId);
+    const last = edits.at(-1);
+    return last
+      ? String((last.content as { "m.new_content": { body: string } })["m.new_content"].body)
+      : text(w.hs.getEvent(w.roomId, eventId)!);
+  };
+  return {
+    w,
+    app,
+    nomad,
+    jobsDir,
+    current,
+    async ask(user, line) {
+      const command = w.say(user, line);
+      for (let i = 0; i < 3000 && !app.handled(command); i++) await new Promise((r) => setTimeout(r, 5));
+      await app.outbox.drained();
+      return w.repliesTo(command).map(text).join("\n---\n");
+    },
+    waitText: (pattern, timeoutMs = 15_000) =>
+      w.waitFor(
+        (e) =>
+          e.sender === w.bot.userId &&
+          pattern.test(
+            e.type === "m.room.message"
+              ? rel(e)?.rel_type === "m.replace"
+                ? String((e.content as { "m.new_content": { body: string } })["m.new_content"].body)
+                : text(e)
+              : "",
+          ),
+        timeoutMs,
+      ),
+  };
+}
+
+describe("Nomad from chat", () => {
+  it("deploys a job: plan and diff first, then progress edited in place until healthy", async () => {
+    const s = await setup();
+    const reply = await s.ask("alice", "!deploy web");
+    expect(reply).toMatch(/\*\*Plan for `web`\*\* \(`web\.hcl`\): a new job/);
+    expect(reply).toMatch(/\| `web` \| 2 \|/); // two placements
+    await s.waitText(/`web` is deployed and healthy/);
+    await s.app.outbox.drained();
+    const progress = s.w.hs
+      .timeline(s.w.roomId)
+      .find((e) => e.sender === s.w.bot.userId && /Deploying `web`/.test(text(e)))!;
+    expect(s.current(progress.event_id)).toMatch(/✅ \*\*Deploying `web`\*\* version 0: successful/);
+    expect(s.current(progress.event_id)).toMatch(/\| `web` \| 2 \| 2 \| 2 \| 0 \|/);
+    expect(await s.ask("carol", "!status")).toMatch(/🟢 `web` \| service \| running/);
+    expect(await s.ask("carol", "!status web")).toMatch(/Latest deployment \(version 0\): successful/);
+    expect(await s.ask("alice", "!deploy web")).toMatch(/Nothing to deploy: `web` already runs this/);
+  });
+
+  it("a broken version fails with the allocation's reason; rollback brings back the stable version", async () => {
+    const s = await setup();
+    await s.ask("alice", "!deploy web");
+    await s.waitText(/`web` is deployed and healthy/);
+    s.nomad.failNextPlacement("web", "web", "image-pull");
+    const reply = await s.ask("alice", "!deploy web image=nginx:9.99");
+    expect(reply).toMatch(/Image: `nginx:1\.27` → `nginx:9\.99`|image: `nginx:1\.27` → `nginx:9\.99`/i);
+    const why = await s.waitText(/Why `web` failed/, 20_000);
+    expect(text(why)).toMatch(/Failed to pull|Driver Failure/i);
+    await s.waitText(/`web`: deployment failed/);
+    s.nomad.clearFailures("web");
+    const back = await s.ask("alice", "!rollback web");
+    expect(back).toMatch(/Roll `web` back from version 1 to 0/);
+    await s.waitText(/`web` is back at version 0's spec/, 20_000);
+  });
+
+  it("scales (refused while a deployment runs), restarts one at a time, shows logs and nodes", async () => {
+    const s = await setup();
+    await s.ask("alice", "!deploy web");
+    await s.waitText(/`web` is deployed and healthy/);
+    expect(await s.ask("alice", "!scale web web 3")).toMatch(/Scaling `web` › `web` from 2 to 3/);
+    await s.waitText(/`web` › `web` runs 3/);
+    expect(await s.ask("alice", "!scale web nope 1")).toMatch(/has no group `nope`/);
+    expect(await s.ask("alice", "!restart web")).toMatch(
+      /Restarting 3 allocation\(s\) of `web`, one at a time/,
+    );
+    await s.waitText(/Restarted 3 allocation\(s\) of `web`/, 20_000);
+    expect(await s.ask("carol", "!logs web nginx --lines 5")).toMatch(
+      /`web` › `nginx` \(`[0-9a-f]{8}`, stdout\)/,
+    );
+    expect(await s.ask("carol", "!nodes")).toMatch(/node-1.*ready.*eligible/s);
+  });
+
+  it("stop needs another admin's approval; the job stops once bob approves", async () => {
+    const s = await setup();
+    await s.ask("alice", "!deploy web");
+    await s.waitText(/`web` is deployed and healthy/);
+    const request = await s.ask("alice", "!stop web");
+    expect(request).toMatch(/Approval needed.*Stop `web` \(version 0\): 2 running allocation/s);
+    const requestEvent = s.w.hs.timeline(s.w.roomId).find((e) => /Approval needed/.test(text(e)))!;
+    s.w.react("alice", requestEvent.event_id, "✅");
+    s.w.react("bob", requestEvent.event_id, "✅");
+    await s.waitText(/`web` stopped/);
+    await s.nomad.settle();
+    expect(await s.ask("carol", "!status")).toMatch(/`web`.*dead/);
+  });
+
+  it("a job changed in Nomad after the plan was shown is not run on approval; a new request is offered", async () => {
+    const policy = new Policies(
+      parsePolicyFile(
+        "rules:\n  - match: [deploy]\n    allow: [admin]\n    approval: { approvers: 1, from: [admin] }\n  - match: [status, help]\n    allow: [anyone]\n",
+        "test.yml",
+      ),
+    );
+    const s = await setup({ policies: policy });
+    await s.ask("alice", "!deploy web");
+    const first = s.w.hs.timeline(s.w.roomId).find((e) => /Approval needed/.test(text(e)))!;
+    // Someone else registers web through Nomad directly, between the plan and the approval.
+    const hcl = (await readFile(join(s.jobsDir, "web.hcl"), "utf8")).replace("nginx:1.27", "nginx:1.26");
+    const parsed = await (
+      await fetch(`${s.nomad.url}/v1/jobs/parse`, {
+        method: "POST",
+        body: JSON.stringify({ JobHCL: hcl, Canonicalize: true }),
+      })
+    ).json();
+    expect(
+      (await fetch(`${s.nomad.url}/v1/jobs`, { method: "POST", body: JSON.stringify({ Job: parsed }) }))
+        .status,
+    ).toBe(200);
+    s.w.react("bob", first.event_id, "✅");
+    await s.waitText(/Not run: the plan changed since it was approved; a new request follows/);
+    const second = await s.waitText(/Approval needed[\s\S]*nginx:1\.26/);
+    expect(second.event_id).not.toBe(first.event_id);
+  });
+
+  it("refuses a job using filebase64(), and inlines file()", async () => {
+    const s = await setup();
+    await writeFile(join(s.jobsDir, "b64.hcl"), 'job "b64" {\n  meta { x = filebase64("x") }\n}\n');
+    expect(await s.ask("alice", "!deploy b64")).toMatch(
+      /uses filebase64\(\), which cannot be sent to Nomad's parse endpoint/,
+    );
+    expect(await s.ask("alice", "!deploy ../etc")).toMatch(/Bad job `\.\.\/etc`/);
+  });
+});
