@@ -310,10 +310,15 @@ const remove = defineCommand<{ name: string; purge?: boolean }>({
       return message(
         `⚠️ Not deleted: ${code(bucket)} holds ${found.objects} objects. Add ${code("--purge")} to delete them too.`,
       );
-    if (found.objects > 0)
-      throw new Error("--purge of a non-empty bucket is not implemented yet; empty it first");
+    const purged = found.objects > 0 ? await garage.emptyBucket(found.id, bucket) : 0;
     await garage.deleteBucket(found.id);
-    return message(`🗑️ Deleted bucket ${code(bucket)}.`);
+    const keys = found.keys.map((k) => code(k.accessKeyId)).join(", ");
+    return message(
+      `🗑️ Deleted bucket ${code(bucket)}${purged ? ` and its ${purged} objects` : ""}.` +
+        (keys
+          ? ` Its key(s) ${keys} and their secrets in Consul are kept: they may serve other buckets.`
+          : ""),
+    );
   },
 });
 

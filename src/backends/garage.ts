@@ -1,4 +1,11 @@
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { fetch } from "undici";
 import type { Clock } from "../clock.js";
 
@@ -133,14 +140,35 @@ export class GarageAdmin {
     });
   }
 
+  /**
+   * Deletes every object of a bucket through S3 with a temporary key of majordome's own (the admin API
+   * cannot delete objects), removed afterwards. Returns how many objects were deleted.
+   */
+  async emptyBucket(bucketId: string, bucket: string): Promise<number> {
+    const key = await this.createKey(`majordome-purge-${this.opts.clock.now()}`);
+    const s3 = this.s3(key);
+    let deleted = 0;
+    try {
+      await this.allowBucketKey(bucketId, key.accessKeyId, { read: true, write: true, owner: false });
+      for (;;) {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1000 }));
+        const objects = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+        if (objects.length === 0) break;
+        await s3.send(
+          new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }),
+        );
+        deleted += objects.length;
+      }
+      return deleted;
+    } finally {
+      s3.destroy();
+      await this.deleteKey(key.accessKeyId);
+    }
+  }
+
   /** Proves a key works on a bucket: put, read back and delete a small object through S3. */
   async probe(bucket: string, key: { accessKeyId: string; secretAccessKey: string }): Promise<void> {
-    const s3 = new S3Client({
-      endpoint: this.opts.s3Endpoint,
-      region: this.opts.s3Region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-    });
+    const s3 = this.s3(key);
     const object = `.majordome-probe-${this.opts.clock.now()}`;
     try {
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: object, Body: "majordome probe" }));
@@ -158,6 +186,15 @@ export class GarageAdmin {
     } finally {
       s3.destroy();
     }
+  }
+
+  private s3(key: { accessKeyId: string; secretAccessKey: string }): S3Client {
+    return new S3Client({
+      endpoint: this.opts.s3Endpoint,
+      region: this.opts.s3Region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
+    });
   }
 
   private async call<T>(

@@ -15,7 +15,9 @@ import { SystemClock } from "../../src/clock.js";
 import { configSchema } from "../../src/config/schema.js";
 import { startConsulDouble } from "../../src/sandbox/consul/index.js";
 import { startGarageDouble } from "../../src/sandbox/garage/index.js";
-import { DOMAIN, startWorld, type World } from "../support/world.js";
+import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { spawnMajordome, waitHealthy } from "../support/process.js";
+import { DOMAIN, startWorld, writeWorldConfig, type World } from "../support/world.js";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -147,4 +149,90 @@ describe("!bucket through chat, Garage and Consul doubles", () => {
     (garage as unknown as { opts: { adminUrl: string } }).opts.adminUrl = old.adminUrl;
     expect(await s.ask("alice", "!bucket create logs")).toMatch(/unsupported Garage version/);
   });
+});
+
+describe("!bucket delete", () => {
+  it("needs approval; refuses a non-empty bucket unless --purge, which empties it first", async () => {
+    const s = await setup();
+    await s.ask("alice", "!bucket create archive");
+    const s3 = new S3Client({
+      endpoint: s.garage.s3Url,
+      region: s.garage.region,
+      forcePathStyle: true,
+      credentials: {
+        accessKeyId: s.consul.kv("secrets/archive/s3_access_key")!,
+        secretAccessKey: s.consul.kv("secrets/archive/s3_secret_key")!,
+      },
+    });
+    for (let i = 0; i < 3; i++)
+      await s3.send(new PutObjectCommand({ Bucket: "archive", Key: `file-${i}`, Body: "x" }));
+    s3.destroy();
+    const approve = async (line: string) => {
+      expect(await s.ask("alice", line)).toMatch(/Approval needed/);
+      const request = s.w.hs
+        .timeline(s.w.roomId)
+        .filter((e) => /^🔐 \*\*Approval needed/.test(String((e.content as { body?: string }).body)))
+        .at(-1)!;
+      const reaction = s.w.react("bob", request.event_id, "✅");
+      for (let i = 0; i < 3000 && !s.app.handled(reaction); i++) await new Promise((r) => setTimeout(r, 5));
+      await s.app.outbox.drained();
+      return s.w.hs
+        .timeline(s.w.roomId)
+        .filter(
+          (e) =>
+            (e.content as { "m.relates_to"?: { rel_type?: string; event_id?: string } })["m.relates_to"]
+              ?.event_id === request.event_id,
+        )
+        .map((e) => String((e.content as { body?: string }).body))
+        .join("\n");
+    };
+    expect(await approve("!bucket delete archive")).toMatch(/Not deleted: `archive` holds 3 objects/);
+    expect(s.garage.bucketNames()).toEqual(["archive"]);
+    expect(await approve("!bucket delete archive --purge")).toMatch(
+      /Deleted bucket `archive` and its 3 objects/,
+    );
+    expect(s.garage.bucketNames()).toEqual([]);
+    expect(s.garage.keyIds()).toHaveLength(1); // the app's key stays; the temporary purge key is gone
+  });
+});
+
+describe("!bucket create killed with SIGKILL after each step, then restarted", () => {
+  it.each(["bucket", "key", "secrets", "permissions", "settings", "probe"])(
+    "killed after %s: the restart finishes it",
+    async (step) => {
+      const w = await startWorld();
+      cleanups.push(() => w.close());
+      const consul = await startConsulDouble();
+      cleanups.push(() => consul.close());
+      const garage = await startGarageDouble({ adminToken: "admin-token-for-tests" });
+      cleanups.push(() => garage.close());
+      const { path, healthUrl } = await writeWorldConfig(w, {
+        sections: {
+          consul: { address: consul.url },
+          garage: {
+            admin_url: garage.adminUrl,
+            admin_token: "admin-token-for-tests",
+            s3_endpoint: garage.s3Url,
+            s3_region: garage.region,
+          },
+        },
+      });
+      const first = spawnMajordome(path, { MAJORDOME_CRASH_AT: `step:${step}` });
+      cleanups.push(() => first.kill());
+      await waitHealthy(healthUrl);
+      w.say("alice", "!bucket create killed --quota 1G");
+      expect(await first.exited).toBeNull();
+      const second = spawnMajordome(path);
+      cleanups.push(() => second.kill());
+      const report = await w.waitFor(
+        (e) => /Resumed after a restart/.test(String((e.content as { body?: string }).body)),
+        20_000,
+      );
+      expect(String((report.content as { body: string }).body)).toMatch(
+        /Bucket `killed` created.*S3 probe with the new key worked/s,
+      );
+      expect(garage.bucketNames()).toEqual(["killed"]);
+      expect(garage.keyIds()).toEqual([consul.kv("secrets/killed/s3_access_key")]);
+    },
+  );
 });
