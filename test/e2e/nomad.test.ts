@@ -2,6 +2,7 @@
  * Nomad from chat, end to end: majordome in process, the Nomad double (its scheduler simulating
  * placements, health and failures), the sandbox's example job files, the homeserver double.
  */
+import { execFileSync } from "node:child_process";
 import { cp, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,13 +38,15 @@ interface Setup {
   waitText(pattern: RegExp, timeoutMs?: number): Promise<ClientEvent>;
 }
 
-async function setup(opts: { policies?: Policies } = {}): Promise<Setup> {
+async function setup(
+  opts: { policies?: Policies; jobsDir?: string; gitPull?: boolean } = {},
+): Promise<Setup> {
   const w = await startWorld();
   cleanups.push(() => w.close());
   const nomad = await startNomadDouble({ stepMs: 5 });
   cleanups.push(() => nomad.close());
-  const jobsDir = await mkdtemp(join(tmpdir(), "majordome-jobs-"));
-  await cp(join(repoRoot(), "src", "sandbox", "jobs"), jobsDir, { recursive: true });
+  const jobsDir = opts.jobsDir ?? (await mkdtemp(join(tmpdir(), "majordome-jobs-")));
+  if (!opts.jobsDir) await cp(join(repoRoot(), "src", "sandbox", "jobs"), jobsDir, { recursive: true });
   const app = await startMajordome({
     config: configSchema.parse({
       matrix: {
@@ -52,7 +55,7 @@ async function setup(opts: { policies?: Policies } = {}): Promise<Setup> {
         user_domain: DOMAIN,
         command_rooms: [w.roomId],
       },
-      nomad: { address: nomad.url, jobs_dir: jobsDir },
+      nomad: { address: nomad.url, jobs_dir: jobsDir, git_pull: opts.gitPull ?? false },
       state: { path: await mkdtemp(join(tmpdir(), "majordome-nomad-")), fsync: false },
       timings: { sync_timeout: "2s", deploy_timeout: "20s" },
     }),
@@ -201,5 +204,81 @@ describe("Nomad from chat", () => {
       /uses filebase64\(\), which cannot be sent to Nomad's parse endpoint/,
     );
     expect(await s.ask("alice", "!deploy ../etc")).toMatch(/Bad job `\.\.\/etc`/);
+  });
+});
+
+describe("Nomad from chat: canaries, failing a deployment, and job files from git", () => {
+  const canaryJob = (image: string, canaries = 1) => `job "canary" {
+  datacenters = ["dc1"]
+  type        = "service"
+  update {
+    max_parallel = 1
+    canary       = ${canaries}
+    auto_promote = false
+  }
+  group "app" {
+    count = 2
+    task "app" {
+      driver = "docker"
+      config {
+        image = "${image}"
+      }
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+`;
+
+  it("promotes the canaries of a running deployment, and fails another", async () => {
+    const s = await setup();
+    await writeFile(join(s.jobsDir, "canary.hcl"), canaryJob("app:1"));
+    await s.ask("alice", "!deploy canary");
+    await s.waitText(/`canary` is deployed and healthy/);
+    await writeFile(join(s.jobsDir, "canary.hcl"), canaryJob("app:2"));
+    await s.ask("alice", "!deploy canary");
+    await s.waitText(/\| `app` \| 2 \| 1 \| 1 \| 0 \| 1\/1 \|/);
+    expect(await s.ask("alice", "!promote canary")).toMatch(/Promoted the canaries of `canary` version 1/);
+    await s.waitText(/`canary` is deployed and healthy/);
+
+    await writeFile(join(s.jobsDir, "canary.hcl"), canaryJob("app:3"));
+    await s.ask("alice", "!deploy canary");
+    await s.waitText(/Deploying `canary`\*\* version 2: running/);
+    expect(await s.ask("alice", "!fail canary")).toMatch(/deployment of `canary` version 2 is marked failed/);
+    await s.waitText(/`canary`: deployment failed/);
+    expect(await s.ask("alice", "!promote canary")).toMatch(/has no running deployment to promote/);
+  });
+
+  it("updates the jobs checkout with git pull --ff-only and shows the commit it read", async () => {
+    const root = await mkdtemp(join(tmpdir(), "majordome-git-"));
+    const git = (cwd: string, ...args: string[]) =>
+      execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.org", ...args], {
+        cwd,
+        stdio: "pipe",
+      })
+        .toString()
+        .trim();
+    git(root, "init", "-q", "--bare", "origin.git");
+    git(root, "clone", "-q", "origin.git", "work");
+    git(root, "clone", "-q", "origin.git", "checkout");
+    const work = join(root, "work");
+    await writeFile(join(work, "canary.hcl"), canaryJob("app:1", 0));
+    git(work, "add", ".");
+    git(work, "commit", "-qm", "first");
+    git(work, "push", "-q", "origin", "HEAD");
+    const s = await setup({ jobsDir: join(root, "checkout"), gitPull: true });
+    const first = git(work, "rev-parse", "--short=12", "HEAD");
+    expect(await s.ask("alice", "!deploy canary")).toContain(`at commit \`${first}\``);
+    await s.waitText(/`canary` is deployed and healthy/);
+    await writeFile(join(work, "canary.hcl"), canaryJob("app:9", 0));
+    git(work, "commit", "-qam", "second");
+    git(work, "push", "-q", "origin", "HEAD");
+    const second = git(work, "rev-parse", "--short=12", "HEAD");
+    const plan = await s.ask("alice", "!deploy canary");
+    expect(plan).toContain(`at commit \`${second}\``);
+    expect(plan).toMatch(/image: `app:1` → `app:9`/);
+    await s.waitText(/Deploying `canary`\*\* version 1: successful/);
   });
 });
