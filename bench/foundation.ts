@@ -37,6 +37,11 @@ async function bareLibrariesRss(): Promise<number> {
     "fastest-levenshtein",
     "string-argv",
     "ms",
+    "p-limit",
+    "pg",
+    "consul",
+    "@aws-sdk/client-s3",
+    "undici",
   ]
     .map((name) => `await import(${JSON.stringify(name)});`)
     .join("");
