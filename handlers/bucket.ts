@@ -2,6 +2,7 @@ import { code, message, table } from "../src/chat/message.js";
 import { APP_NAME, templateStanza, type ConsulSecrets } from "../src/backends/consul-secrets.js";
 import { bucketNameProblem, type GarageAdmin } from "../src/backends/garage.js";
 import type { Services } from "../src/commands/context.js";
+import { beginAction, Rollback } from "./actions.js";
 import { defineCommand, type CommandSpec } from "../src/commands/declare.js";
 import { integer, name, type ArgType } from "../src/commands/types.js";
 import type { ActionRecord } from "../src/state/journal.js";
@@ -124,29 +125,20 @@ async function rollBack(
   const result = (step: string) =>
     record?.steps.find((s) => s.name === step)?.result as Record<string, unknown> | undefined;
   const done = new Set(record?.steps.map((s) => s.name));
-  const undone: string[] = [];
-  const problems: string[] = [];
-  const attempt = async (what: string, undo: () => Promise<unknown>) => {
-    try {
-      await undo();
-      undone.push(what);
-    } catch (error) {
-      problems.push(`${what}: ${(error as Error).message}`);
-    }
-  };
+  const rollback = new Rollback();
+
   if (done.has("secrets")) {
     const keys = secretKeys(secrets, args.app);
-    await attempt("the secrets", async () => {
+    await rollback.undo("the secrets", async () => {
       for (const key of Object.values(keys)) await secrets.remove(key);
     });
   }
   const key = result("key");
   if (key && !key.existing)
-    await attempt(`key ${String(key.accessKeyId)}`, () => garage.deleteKey(String(key.accessKeyId)));
+    await rollback.undo(`key ${String(key.accessKeyId)}`, () => garage.deleteKey(String(key.accessKeyId)));
   const bucket = result("bucket");
-  if (bucket) await attempt(`bucket ${args.name}`, () => garage.deleteBucket(String(bucket.bucketId)));
-  if (undone.length === 0 && problems.length === 0) return "Nothing had been made.";
-  return `Rolled back: ${undone.join(", ") || "nothing"}.${problems.length ? ` Could not roll back: ${problems.join("; ")} — check by hand.` : ""}`;
+  if (bucket) await rollback.undo(`bucket ${args.name}`, () => garage.deleteBucket(String(bucket.bucketId)));
+  return rollback.summary();
 }
 
 const create = defineCommand<{
@@ -209,15 +201,8 @@ const create = defineCommand<{
         `⚠️ Not created: a Garage key named ${code(args.app)} already exists; use it with ${code("--key")} or choose another ${code("--app")}.`,
       );
     }
-    const actionId = `bucket-${ctx.eventId}`;
-    const { fresh } = await ctx.services.journal.begin({
-      id: actionId,
-      kind: "bucket create",
-      args: { ...args },
-      requester: ctx.identity.sender,
-      roomId: ctx.roomId,
-    });
-    if (!fresh) return message("This request was already handled.");
+    const actionId = await beginAction(ctx, "bucket create", { ...args });
+    if (!actionId) return message("This request was already handled.");
     return message(await createBucket(ctx.services, actionId, args));
   },
 });

@@ -2,6 +2,7 @@ import { code, message, table } from "../src/chat/message.js";
 import { APP_NAME, templateStanza, type ConsulSecrets } from "../src/backends/consul-secrets.js";
 import { generatePassword, validateDatabaseName, type PostgresBackend } from "../src/backends/postgres.js";
 import type { Services } from "../src/commands/context.js";
+import { beginAction, Rollback } from "./actions.js";
 import { defineCommand, type CommandSpec } from "../src/commands/declare.js";
 import { name, type ArgType } from "../src/commands/types.js";
 import type { ActionRecord } from "../src/state/journal.js";
@@ -115,27 +116,18 @@ async function rollBack(
 ): Promise<string> {
   const { postgres, secrets } = backends(services);
   const done = new Set(record?.steps.map((s) => s.name));
-  const undone: string[] = [];
-  const problems: string[] = [];
-  const attempt = async (what: string, undo: () => Promise<unknown>) => {
-    try {
-      await undo();
-      undone.push(what);
-    } catch (error) {
-      problems.push(`${what}: ${(error as Error).message}`);
-    }
-  };
+  const rollback = new Rollback();
+
   if (done.has("database"))
-    await attempt(`database ${args.name}`, () => postgres.dropDatabase(args.name, { force: true }));
-  if (done.has("role")) await attempt(`role ${args.owner}`, () => postgres.dropRole(args.owner));
+    await rollback.undo(`database ${args.name}`, () => postgres.dropDatabase(args.name, { force: true }));
+  if (done.has("role")) await rollback.undo(`role ${args.owner}`, () => postgres.dropRole(args.owner));
   if (done.has("secrets")) {
     const keys = secretKeys(secrets, args.app);
-    await attempt("the secrets", async () => {
+    await rollback.undo("the secrets", async () => {
       for (const key of [keys.user, keys.name, keys.pass]) await secrets.remove(key);
     });
   }
-  if (undone.length === 0 && problems.length === 0) return "Nothing had been made.";
-  return `Rolled back: ${undone.join(", ") || "nothing"}.${problems.length ? ` Could not roll back: ${problems.join("; ")} — check by hand.` : ""}`;
+  return rollback.summary();
 }
 
 const create = defineCommand<{ name: string; app?: string; owner?: string }>({
@@ -173,15 +165,8 @@ const create = defineCommand<{ name: string; app?: string; owner?: string }>({
         `⚠️ Not created: ${roleExists ? `role ${code(resolved.owner)} already exists` : ""}${roleExists && secretExists ? " and " : ""}${secretExists ? `${code(keys.pass)} already exists in Consul` : ""}, without the database. Nothing was changed; look into it, or choose --owner / --app.`,
       );
     }
-    const actionId = `db-${ctx.eventId}`;
-    const { fresh } = await ctx.services.journal.begin({
-      id: actionId,
-      kind: "db create",
-      args: resolved,
-      requester: ctx.identity.sender,
-      roomId: ctx.roomId,
-    });
-    if (!fresh) return message("This request was already handled.");
+    const actionId = await beginAction(ctx, "db create", resolved);
+    if (!actionId) return message("This request was already handled.");
     return message(await createDatabase(ctx.services, actionId, resolved));
   },
 });
