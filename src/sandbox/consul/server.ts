@@ -1,5 +1,6 @@
+import { closeServer, listenOn } from "../listen.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { CheckStatus } from "./catalog.js";
 import { HttpError, parseRequest, readBody, send, text, type Reply } from "./http.js";
 import { dispatch, type Route } from "./router.js";
@@ -60,16 +61,8 @@ class ConsulDoubleServer implements ConsulDouble {
     return this.baseUrl;
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        const address = this.server.address() as AddressInfo;
-        const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
-        this.baseUrl = `http://${hostPart}:${address.port}`;
-        resolve();
-      });
-    });
+  async listen(host: string, port: number): Promise<void> {
+    this.baseUrl = await listenOn(this.server, host, port);
   }
 
   registerService(svc: ServiceRegistration): void {
@@ -115,9 +108,7 @@ class ConsulDoubleServer implements ConsulDouble {
   async close(): Promise<void> {
     this.closing.abort();
     this.state.close();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+    await closeServer(this.server);
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,5 +1,5 @@
+import { closeServer, listenOn } from "../listen.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createAdminListener } from "./admin-server.js";
 import { FaultInjector, type FailMatch } from "./faults.js";
 import { isBucketId, newBucketId } from "./ids.js";
@@ -100,23 +100,4 @@ function makeServer(listener: Listener): Server {
   // make them hit the reuse-a-closing-socket race, which real deployments do not.
   server.keepAliveTimeout = 75_000;
   return server;
-}
-
-function listenOn(server: Server, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      const address = server.address() as AddressInfo;
-      const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
-      resolve(`http://${hostPart}:${address.port}`);
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  if (!server.listening) return Promise.resolve();
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeAllConnections();
-  return closed;
 }

@@ -1,5 +1,5 @@
+import { closeServer, listenOn } from "../listen.js";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Accounts } from "./accounts.js";
 import { MatrixHttpError } from "./errors.js";
 import { redactEvent, sendMessage, sendState } from "./events.js";
@@ -87,16 +87,8 @@ class HomeserverDouble implements Homeserver {
     return this.baseUrl;
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        const address = this.server.address() as AddressInfo;
-        const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
-        this.baseUrl = `http://${hostPart}:${address.port}`;
-        resolve();
-      });
-    });
+  async listen(host: string, port: number): Promise<void> {
+    this.baseUrl = await listenOn(this.server, host, port);
   }
 
   registerUser(localpartOrUserId: string, accessToken?: string): { userId: string; accessToken: string } {
@@ -176,9 +168,7 @@ class HomeserverDouble implements Homeserver {
   async close(): Promise<void> {
     this.store.close();
     this.store.stream.close();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    await closeServer(this.server);
   }
 
   /** As a server-side view: no requesting user, so no unsigned.membership or transaction_id. */

@@ -1,5 +1,5 @@
+import { closeServer, listenOn } from "../listen.js";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createListener, GET, type Route } from "./http.js";
 import { defaultNodes } from "./nodes.js";
 import { allocRoutes } from "./routes-allocs.js";
@@ -90,15 +90,8 @@ class NomadDoubleServer implements NomadDouble {
     return this.baseUrl;
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        const address = this.server.address() as AddressInfo;
-        this.baseUrl = `http://${host}:${address.port}`;
-        resolve();
-      });
-    });
+  async listen(host: string, port: number): Promise<void> {
+    this.baseUrl = await listenOn(this.server, host, port);
   }
 
   failNextPlacement(job: string, group: string, kind: FailureKind): void {
@@ -136,9 +129,6 @@ class NomadDoubleServer implements NomadDouble {
   async close(): Promise<void> {
     this.sim.close();
     for (const end of [...this.streams]) end();
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeServer(this.server);
   }
 }
