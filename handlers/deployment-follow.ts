@@ -44,6 +44,7 @@ export async function followRollout(
   }
 
   let deploymentIndex = 0;
+  let lastShown = "";
   let deployment: Deployment | undefined;
   while (clock.now() < deadline) {
     const answer = await nomad.client.deployment(evaluation.DeploymentID, {
@@ -52,7 +53,10 @@ export async function followRollout(
     });
     deployment = answer.value;
     deploymentIndex = answer.index;
-    await ctx.edit(progressId, message(renderDeployment(job, deployment, clock.now() - started)));
+    // Nomad's index moves for changes the room does not see: edit only when the message would change.
+    const shown = renderDeployment(job, deployment, clock.now() - started);
+    if (shown !== lastShown) await ctx.edit(progressId, message(shown));
+    lastShown = shown;
     if (TERMINAL.has(deployment.Status)) break;
   }
   if (!deployment || !TERMINAL.has(deployment.Status)) return timedOut(ctx, job, progressId, nomad);
