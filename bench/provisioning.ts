@@ -15,7 +15,7 @@ import { SystemClock } from "../src/clock.js";
 import { configSchema } from "../src/config/schema.js";
 import { startConsulDouble } from "../src/sandbox/consul/index.js";
 import { startGarageDouble } from "../src/sandbox/garage/index.js";
-import { startThrowawayPostgres } from "../src/sandbox/postgres.js";
+import { postgresConfig, startThrowawayPostgres } from "../src/sandbox/postgres.js";
 import { repoRoot } from "../test/support/paths.js";
 import { DOMAIN, startWorld } from "../test/support/world.js";
 import { percentile } from "./stats.js";
@@ -62,13 +62,7 @@ export async function benchProvisioning(): Promise<Record<string, number>> {
         command_rooms: [world.roomId],
       },
       consul: { address: consul.url },
-      postgres: {
-        host: pg.host,
-        port: pg.port,
-        user: pg.adminUser,
-        password: pg.adminPassword,
-        database: pg.database,
-      },
+      postgres: postgresConfig(pg),
       garage: {
         admin_url: garage.adminUrl,
         admin_token: "bench",

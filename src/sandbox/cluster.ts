@@ -4,7 +4,12 @@ import { repoRoot } from "../paths.js";
 import { startConsulDouble, type ConsulDouble } from "./consul/index.js";
 import { startNomadDouble, type NomadDouble } from "./nomad/index.js";
 import { startGarageDouble, type GarageDouble } from "./garage/index.js";
-import { findPostgresBinaries, startThrowawayPostgres, type ThrowawayPostgres } from "./postgres.js";
+import {
+  findPostgresBinaries,
+  postgresConfig,
+  startThrowawayPostgres,
+  type ThrowawayPostgres,
+} from "./postgres.js";
 
 /** The simulated cluster behind the sandbox: the doubles, and a real throwaway PostgreSQL when possible. */
 export interface SandboxCluster {
@@ -55,13 +60,7 @@ export async function startSandboxCluster(clock: Clock, speed: number): Promise<
       },
       ...(postgres
         ? {
-            postgres: {
-              host: postgres.host,
-              port: postgres.port,
-              user: postgres.adminUser,
-              password: postgres.adminPassword,
-              database: postgres.database,
-            },
+            postgres: postgresConfig(postgres),
           }
         : {}),
     },

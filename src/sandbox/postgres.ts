@@ -351,3 +351,14 @@ function handle(server: Server, adminPassword: string): ThrowawayPostgres {
     },
   };
 }
+
+/** The `postgres` section of majordome's config that points at a throwaway server as its admin. */
+export function postgresConfig(server: ThrowawayPostgres): Record<string, unknown> {
+  return {
+    host: server.host,
+    port: server.port,
+    user: server.adminUser,
+    password: server.adminPassword,
+    database: server.database,
+  };
+}

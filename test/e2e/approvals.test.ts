@@ -20,7 +20,7 @@ import { name } from "../../src/commands/types.js";
 import { configSchema } from "../../src/config/schema.js";
 import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
 import { directoryOptions, startSlapd, type Slapd } from "../support/slapd.js";
-import { DOMAIN, startWorld, type World } from "../support/world.js";
+import { DOMAIN, handledBy, startWorld, type World } from "../support/world.js";
 
 const POLICY = `
 rules:
@@ -185,9 +185,7 @@ async function eventually(assertion: () => void): Promise<void> {
 }
 
 async function settle(s: Setup, eventId: string): Promise<void> {
-  for (let i = 0; i < 2000 && !s.app.handled(eventId); i++) await new Promise((r) => setTimeout(r, 2));
-  expect(s.app.handled(eventId)).toBe(true);
-  await s.app.outbox.drained();
+  await handledBy(s.app, eventId);
 }
 
 async function ask(s: Setup, user: string, line: string): Promise<{ command: string; reply: ClientEvent }> {

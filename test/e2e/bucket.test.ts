@@ -17,7 +17,7 @@ import { startConsulDouble } from "../../src/sandbox/consul/index.js";
 import { startGarageDouble } from "../../src/sandbox/garage/index.js";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { spawnMajordome, waitHealthy } from "../support/process.js";
-import { DOMAIN, startWorld, writeWorldConfig, type World } from "../support/world.js";
+import { DOMAIN, handledBy, startWorld, type World, writeWorldConfig } from "../support/world.js";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -66,8 +66,7 @@ async function setup() {
   await app.synced();
   const ask = async (user: string, line: string) => {
     const command = w.say(user, line);
-    for (let i = 0; i < 3000 && !app.handled(command); i++) await new Promise((r) => setTimeout(r, 5));
-    await app.outbox.drained();
+    await handledBy(app, command);
     return w
       .repliesTo(command)
       .map((r) => String((r.content as { body: string }).body))
@@ -174,8 +173,7 @@ describe("!bucket delete", () => {
         .filter((e) => /^🔐 \*\*Approval needed/.test(String((e.content as { body?: string }).body)))
         .at(-1)!;
       const reaction = s.w.react("bob", request.event_id, "✅");
-      for (let i = 0; i < 3000 && !s.app.handled(reaction); i++) await new Promise((r) => setTimeout(r, 5));
-      await s.app.outbox.drained();
+      await handledBy(s.app, reaction);
       return s.w.hs
         .timeline(s.w.roomId)
         .filter(

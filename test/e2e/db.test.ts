@@ -19,9 +19,14 @@ import { startConsulDouble } from "../../src/sandbox/consul/index.js";
 import { FileStateStore } from "../../src/state/file-store.js";
 import { ConsulSecrets, consulClient } from "../../src/backends/consul-secrets.js";
 import { ActionJournal } from "../../src/state/journal.js";
-import { connectTo, startThrowawayPostgres, type ThrowawayPostgres } from "../support/postgres.js";
+import {
+  connectTo,
+  postgresConfig,
+  startThrowawayPostgres,
+  type ThrowawayPostgres,
+} from "../support/postgres.js";
 import { spawnMajordome, waitHealthy } from "../support/process.js";
-import { DOMAIN, startWorld, writeWorldConfig, type World } from "../support/world.js";
+import { DOMAIN, handledBy, startWorld, type World, writeWorldConfig } from "../support/world.js";
 
 let pg: ThrowawayPostgres;
 beforeAll(async () => {
@@ -72,13 +77,7 @@ async function setup(opts: { stateDir?: string; w?: World; consul?: Setup["consu
     config: configSchema.parse({
       ...minimalConfig(w),
       consul: { address: consul.url },
-      postgres: {
-        host: pg.host,
-        port: pg.port,
-        user: pg.adminUser,
-        password: pg.adminPassword,
-        database: pg.database,
-      },
+      postgres: postgresConfig(pg),
       state: { path: stateDir, fsync: false },
       timings: { sync_timeout: "2s" },
     }),
@@ -97,8 +96,7 @@ const bodyOf = (e: ClientEvent) => JSON.stringify(e.content);
 
 async function ask(s: Setup, user: string, line: string): Promise<string> {
   const command = s.w.say(user, line);
-  for (let i = 0; i < 3000 && !s.app.handled(command); i++) await new Promise((r) => setTimeout(r, 5));
-  await s.app.outbox.drained();
+  await handledBy(s.app, command);
   const replies = s.w.repliesTo(command);
   expect(replies.length, `a reply to ${line}`).toBeGreaterThan(0);
   return replies.map((r) => String((r.content as { body: string }).body)).join("\n");
@@ -289,13 +287,7 @@ describe("!db create killed with SIGKILL after each step, then restarted", () =>
       const { path, healthUrl } = await writeWorldConfig(w, {
         sections: {
           consul: { address: consul.url },
-          postgres: {
-            host: pg.host,
-            port: pg.port,
-            user: pg.adminUser,
-            password: pg.adminPassword,
-            database: pg.database,
-          },
+          postgres: postgresConfig(pg),
         },
       });
       const first = spawnMajordome(path, { MAJORDOME_CRASH_AT: `step:${step}` });

@@ -13,7 +13,7 @@ import { FileStateStore } from "../../src/state/file-store.js";
 import { ActionJournal } from "../../src/state/journal.js";
 import type { StateStore } from "../../src/state/store.js";
 import { spawnMajordome, waitHealthy } from "../support/process.js";
-import { DOMAIN, startWorld, writeWorldConfig, type World } from "../support/world.js";
+import { DOMAIN, startWorld, writeWorldConfig, type World, handledBy } from "../support/world.js";
 
 const body = (event: ClientEvent) => String((event.content as { body?: unknown }).body ?? "");
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -217,8 +217,7 @@ describe("rooms and interrupted actions", () => {
     for (let i = 0; i < 500 && !isMember(served); i++) await new Promise((r) => setTimeout(r, 10));
     expect(isMember(served)).toBe(true);
     const command = hs.sendText(served, alice, "!ping");
-    for (let i = 0; i < 500 && !app.handled(command); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(app.handled(command)).toBe(true);
+    await handledBy(app, command);
     expect(isMember(trap)).toBe(false);
     expect(isMember(elsewhere)).toBe(false);
   });

@@ -16,7 +16,7 @@ import { configSchema } from "../../src/config/schema.js";
 import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
 import { startNomadDouble, type NomadDouble } from "../../src/sandbox/nomad/index.js";
 import { repoRoot } from "../support/paths.js";
-import { DOMAIN, startWorld, type World } from "../support/world.js";
+import { DOMAIN, handledBy, startWorld, type World } from "../support/world.js";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -84,8 +84,7 @@ async function setup(
     current,
     async ask(user, line) {
       const command = w.say(user, line);
-      for (let i = 0; i < 3000 && !app.handled(command); i++) await new Promise((r) => setTimeout(r, 5));
-      await app.outbox.drained();
+      await handledBy(app, command);
       return w.repliesTo(command).map(text).join("\n---\n");
     },
     waitText: (pattern, timeoutMs = 15_000) =>

@@ -5,7 +5,7 @@
 import { Client } from "pg";
 import type { ThrowawayPostgres } from "../../src/sandbox/postgres.js";
 
-export { findPostgresBinaries, startThrowawayPostgres } from "../../src/sandbox/postgres.js";
+export { findPostgresBinaries, postgresConfig, startThrowawayPostgres } from "../../src/sandbox/postgres.js";
 export type { ThrowawayPostgres } from "../../src/sandbox/postgres.js";
 
 /** A connected client; the caller ends it. Connects as the admin unless told otherwise. */

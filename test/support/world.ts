@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { startHomeserver, type ClientEvent, type Homeserver } from "../../src/sandbox/homeserver/index.js";
 import { SANDBOX_DIRECTORY } from "../../src/auth/yaml-directory.js";
 import { repoRoot } from "./paths.js";
+import type { Majordome } from "../../src/app.js";
 
 export const DOMAIN = "deuxfleurs.fr";
 
@@ -145,4 +146,17 @@ export async function writeWorldConfig(
   const path = join(dir, "config.yml");
   await writeFile(path, stringify(config));
   return { path, stateDir, healthUrl: `http://127.0.0.1:${port}/health` };
+}
+
+/**
+ * Waits until majordome has handled an event (a command, a reaction) and sent what it had to say about
+ * it. Throws when it has not within `timeoutMs`.
+ */
+export async function handledBy(app: Majordome, eventId: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!app.handled(eventId)) {
+    if (Date.now() > deadline) throw new Error(`majordome did not handle ${eventId} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  await app.outbox.drained();
 }

@@ -1,4 +1,4 @@
-import type { HclSource } from "./hcl-source.js";
+import { closingIndex, type HclSource } from "./hcl-source.js";
 import type { JsonValue } from "./json.js";
 
 /**
@@ -120,7 +120,7 @@ export function splitTemplate(text: string): TemplatePart[] {
     }
     const opener = text.slice(i, i + 2);
     if (opener === "${" || opener === "%{") {
-      const end = closingBrace(text, i + 2);
+      const end = closingIndex(text, i + 2, "{", "}");
       if (literal !== "") parts.push({ kind: "literal", text: literal });
       literal = "";
       parts.push({ kind: opener === "${" ? "interpolation" : "directive", text: text.slice(i + 2, end) });
@@ -132,21 +132,6 @@ export function splitTemplate(text: string): TemplatePart[] {
   }
   if (literal !== "" || parts.length === 0) parts.push({ kind: "literal", text: literal });
   return parts;
-}
-
-function closingBrace(text: string, from: number): number {
-  let depth = 1;
-  let quote = false;
-  for (let i = from; i < text.length; i++) {
-    const c = text[i];
-    if (quote) {
-      if (c === "\\") i++;
-      else if (c === '"') quote = false;
-    } else if (c === '"') quote = true;
-    else if (c === "{") depth++;
-    else if (c === "}" && --depth === 0) return i;
-  }
-  return text.length;
 }
 
 function literalValue(expr: string): JsonValue | undefined {

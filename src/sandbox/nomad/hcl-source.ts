@@ -35,7 +35,10 @@ export class HclSource {
   findCall(name: string): Range | undefined {
     const match = new RegExp(`(?<![\\w.])${name}\\s*\\(`, "g").exec(this.text);
     if (match === null) return undefined;
-    const end = closingParen(this.text, match.index + match[0].length);
+    const end = Math.min(
+      this.text.length,
+      closingIndex(this.text, match.index + match[0].length, "(", ")") + 1,
+    );
     return this.range(match.index, end);
   }
 
@@ -72,7 +75,11 @@ export class HclSource {
   }
 }
 
-function closingParen(text: string, from: number): number {
+/**
+ * The index of the delimiter closing the one opened just before `from` (`(` → `)`, `{` → `}`), skipping
+ * quoted strings; the text's length when it is never closed.
+ */
+export function closingIndex(text: string, from: number, open: string, close: string): number {
   let depth = 1;
   let quote = false;
   for (let i = from; i < text.length; i++) {
@@ -81,8 +88,8 @@ function closingParen(text: string, from: number): number {
       if (c === "\\") i++;
       else if (c === '"') quote = false;
     } else if (c === '"') quote = true;
-    else if (c === "(") depth++;
-    else if (c === ")" && --depth === 0) return i + 1;
+    else if (c === open) depth++;
+    else if (c === close && --depth === 0) return i;
   }
   return text.length;
 }
