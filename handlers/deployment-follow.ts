@@ -43,11 +43,31 @@ export async function followRollout(
     return "successful";
   }
 
+  // Allocation failures of this deployment go to this message's thread, not to the alert room.
+  const unfollow = ctx.services.alerts?.followDeployment(evaluation.DeploymentID, ctx.roomId, progressId);
+  try {
+    return await followDeployment(ctx, nomad, job, evaluation.DeploymentID, progressId, started, deadline);
+  } finally {
+    unfollow?.();
+  }
+}
+
+async function followDeployment(
+  ctx: CommandContext,
+  nomad: NomadServices,
+  job: string,
+  deploymentId: string,
+  progressId: string,
+  started: number,
+  deadline: number,
+): Promise<string> {
+  const { clock } = ctx.services;
+  const wait = () => Math.max(1, Math.min(LONG_POLL_MS, deadline - clock.now()));
   let deploymentIndex = 0;
   let lastShown = "";
   let deployment: Deployment | undefined;
   while (clock.now() < deadline) {
-    const answer = await nomad.client.deployment(evaluation.DeploymentID, {
+    const answer = await nomad.client.deployment(deploymentId, {
       index: deploymentIndex,
       waitMs: wait(),
     });

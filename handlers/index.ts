@@ -1,5 +1,6 @@
 import type { CommandSpec } from "../src/commands/declare.js";
 import { accessCommands } from "./access.js";
+import { alertCommands } from "./alerts.js";
 import { bucketCommands } from "./bucket.js";
 import { dbCommands } from "./db.js";
 import { deployCommands } from "./deploy.js";
@@ -14,4 +15,5 @@ export const allCommands: CommandSpec[] = [
   ...jobCommands,
   ...dbCommands,
   ...bucketCommands,
+  ...alertCommands,
 ];

@@ -12,6 +12,9 @@ import { ConsulSecrets, consulClient } from "./backends/consul-secrets.js";
 import { GarageAdmin } from "./backends/garage.js";
 import { PostgresBackend } from "./backends/postgres.js";
 import { resumers } from "../handlers/resume.js";
+import { AlertEngine } from "./alerts/engine.js";
+import { rulesFrom } from "./alerts/rules.js";
+import { scheduleAlertWork } from "./alerts/schedule.js";
 import type { CommandSpec } from "./commands/declare.js";
 import { loadPolicies, type Policies } from "./auth/policy.js";
 import { message } from "./chat/message.js";
@@ -163,8 +166,55 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
         }
       : {}),
   };
+  const alertRoom = config.matrix.alert_room;
+  const alerts =
+    config.alerts.enabled && alertRoom
+      ? new AlertEngine({
+          store,
+          outbox,
+          clock,
+          log: log.child({ component: "alerts" }),
+          roomId: alertRoom,
+          rules: rulesFrom(config.alerts.rules),
+          timings: {
+            groupWaitMs: config.alerts.group_wait,
+            groupIntervalMs: config.alerts.group_interval,
+            repeatIntervalMs: config.alerts.repeat_interval,
+            reactionSilenceMs: config.alerts.reaction_silence,
+            historyMs: config.alerts.history,
+          },
+          async mayAct(sender, policyKey) {
+            const decision = authorizer.decide(await services.identify(sender), [policyKey], alertRoom);
+            if (decision.outcome === "allow") return { allowed: true };
+            return {
+              allowed: false,
+              reason: decision.outcome === "deny" ? decision.reason : `${policyKey} needs an approval`,
+            };
+          },
+          async onCall() {
+            const group = config.alerts.on_call_group;
+            if (!group) return [];
+            const members = await deps.directory.groupMembers(group);
+            return members.map((uid) => `@${uid}:${config.matrix.user_domain}`);
+          },
+          runCommand: (roomId, sender, line, causeEventId, threadRoot) =>
+            pipeline.runOnBehalf(
+              {
+                roomId,
+                sender,
+                eventId: causeEventId,
+                type: "m.room.message",
+                content: { msgtype: "m.text", body: `${config.matrix.command_prefix}${line}` },
+                originServerTs: clock.now(),
+              },
+              line,
+              threadRoot,
+            ),
+        })
+      : undefined;
   const services: Services = {
     provisioning,
+    ...(alerts ? { alerts } : {}),
     ...(nomad ? { nomad } : {}),
     clock,
     store,
@@ -206,6 +256,17 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     },
   });
 
+  if (alerts) {
+    await alerts.load();
+    pipeline.onReaction((event) => alerts.onReaction(event));
+  }
+  const alertWork =
+    alerts &&
+    scheduleAlertWork(
+      alerts,
+      { reminders: config.alerts.reminder_schedule, digest: config.alerts.digest_schedule },
+      log,
+    );
   outbox.start();
   await resumeUnfinished(journal, deps.resumers ?? resumers(services), outbox, log);
   await pipeline.resume(pending);
@@ -251,6 +312,8 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
         clock.sleep(timings.shutdown_grace, grace.signal).catch(() => undefined),
       ]);
       grace.abort();
+      await alertWork?.stop();
+      alerts?.stop();
       await outbox.stop();
       await http?.close();
       await store.close();

@@ -160,21 +160,31 @@ export class Pipeline {
     return mentioned ? body.replace(/^[^:]*:\s*/, "") : undefined;
   }
 
-  private async runCommand(event: RoomEvent, line: string): Promise<void> {
+  /**
+   * Runs `line` as if `event.sender` had typed it, answering in the thread of `threadRoot`: a
+   * suggested action taken by reaction goes through the same authorization and approval as typed.
+   * Call it from a reaction listener (it runs inside the room's queue).
+   */
+  runOnBehalf(event: RoomEvent, line: string, threadRoot: EventRef): Promise<void> {
+    return this.runCommand(event, line, threadRoot);
+  }
+
+  private async runCommand(event: RoomEvent, line: string, threadRoot?: EventRef): Promise<void> {
     const { outbox, router, services, authorizer } = this.opts;
     const started = performance.now();
     const target: AnswerTarget = {
       roomId: event.roomId,
       idPrefix: `${event.eventId}#`,
-      replyTo: event.eventId,
+      ...(threadRoot ? { threadRoot } : { replyTo: event.eventId }),
     };
     const finish = (name: string, outcome: Outcome) =>
       this.opts.hooks?.commandFinished?.(name, outcome, performance.now() - started);
 
-    await outbox.react(event.roomId, event.eventId, "👀", {
-      id: `${event.eventId}#seen`,
-      lane: `${event.eventId}#seen`,
-    });
+    if (!threadRoot)
+      await outbox.react(event.roomId, event.eventId, "👀", {
+        id: `${event.eventId}#seen`,
+        lane: `${event.eventId}#seen`,
+      });
     const resolution = router.resolve(line);
     if (resolution.kind === "error") {
       await this.answer(target, 0, message(resolution.message));

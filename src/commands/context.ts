@@ -10,6 +10,8 @@ import type { Authorizer } from "./authorize.js";
 import type { Policies } from "../auth/policy.js";
 import type { NomadServices } from "../backends/nomad/index.js";
 import type { ProvisioningServices } from "../backends/provisioning.js";
+import type { StolonServices } from "../backends/stolon/index.js";
+import type { AlertEngine } from "../alerts/engine.js";
 
 /** What every handler may use; later capabilities add their backends here. */
 export interface Services {
@@ -23,6 +25,10 @@ export interface Services {
   /** Present when the config has a nomad section. */
   nomad?: NomadServices;
   provisioning?: ProvisioningServices;
+  /** Present when the config has a stolon section. */
+  stolon?: StolonServices;
+  /** Present when alerts are configured. */
+  alerts?: AlertEngine;
   /** Reads a person's groups from the directory (fresh: bypass the cache). */
   identify(sender: string, opts?: { fresh?: boolean }): Promise<Identity>;
 }

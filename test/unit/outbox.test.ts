@@ -6,33 +6,12 @@ import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { message, type MessageContent } from "../../src/chat/message.js";
 import { Outbox, transactionId } from "../../src/chat/outbox.js";
-import { DeliveryError, type ChatTransport } from "../../src/chat/transport.js";
+import { DeliveryError } from "../../src/chat/transport.js";
+import { RecordingTransport } from "../support/recording-transport.js";
 import { FileStateStore } from "../../src/state/file-store.js";
 
 const timings = { outbox_retry_min: 100, outbox_retry_max: 1000, rate_limit_wait_max: 5000 };
 const log = pino({ level: "silent" });
-
-/** Records what reaches the "homeserver"; answers the same event ID for the same txnId, as Matrix does. */
-class RecordingTransport implements ChatTransport {
-  readonly events: Array<{ roomId: string; type: string; content: MessageContent; eventId: string }> = [];
-  private readonly byTxn = new Map<string, string>();
-  failures: DeliveryError[] = [];
-
-  async sendEvent(roomId: string, type: string, content: MessageContent, txnId: string): Promise<string> {
-    const failure = this.failures.shift();
-    if (failure) throw failure;
-    const known = this.byTxn.get(txnId);
-    if (known) return known;
-    const eventId = `$ev${this.events.length}`;
-    this.byTxn.set(txnId, eventId);
-    this.events.push({ roomId, type, content, eventId });
-    return eventId;
-  }
-
-  async redactEvent(): Promise<string> {
-    return "$redaction";
-  }
-}
 
 async function setup() {
   const dir = await mkdtemp(join(tmpdir(), "outbox-"));
