@@ -1,4 +1,6 @@
+import { validate as validateCron } from "node-cron";
 import { z } from "zod";
+import { SIGNAL_KINDS } from "../alerts/signal.js";
 import { duration } from "./duration.js";
 
 const url = z.url({ message: "expected a URL such as https://host:port" });
@@ -106,14 +108,48 @@ const secrets = z
   })
   .prefault({});
 
+const consulKey = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/;
+
+/** One active instance: a Consul session lock (durations bounded as Consul bounds them). */
+const leader = z
+  .strictObject({
+    /** Default: on with the consul backend, off with the file backend. */
+    enabled: z.boolean().optional(),
+    lock_key: z
+      .string()
+      .regex(consulKey, "expected a Consul key such as majordome/leader")
+      .default("majordome/leader"),
+    session_ttl: duration
+      .refine((ms) => ms >= 10_000 && ms <= 24 * 3600_000, "Consul accepts a session TTL from 10s to 24h")
+      .prefault("15s"),
+    lock_delay: duration.refine((ms) => ms <= 60_000, "Consul caps the lock delay at 60s").prefault("15s"),
+  })
+  .prefault({});
+
 const state = z
   .strictObject({
     backend: z.enum(["file", "consul"]).default("file"),
     path: z.string().default("./data/state"),
-    consul_prefix: z.string().default("majordome/state/"),
+    consul_prefix: z
+      .string()
+      .regex(
+        /^([A-Za-z0-9_-][A-Za-z0-9_.-]*\/)+$/,
+        "expected a Consul key prefix ending with /, e.g. majordome/state/",
+      )
+      .default("majordome/state/"),
+    /** Largest state value written to Consul; a guarded write's transaction (base64) must stay under 512 KB. */
+    consul_max_value_bytes: z
+      .number()
+      .int()
+      .min(16 * 1024)
+      .max(360 * 1024)
+      .default(256 * 1024),
+    audit_max_age: duration.prefault("90d"),
     fsync: z.boolean().default(true),
     processed_events_kept: z.number().int().min(100).default(2000),
+    leader,
   })
+  .transform((s) => ({ ...s, leader: { ...s.leader, enabled: s.leader.enabled ?? s.backend === "consul" } }))
   .prefault({});
 
 const http = z.strictObject({ listen: hostPort.default("127.0.0.1:9180") }).prefault({});
@@ -135,27 +171,93 @@ const timings = z
   })
   .prefault({});
 
+const cronExpression = z
+  .string()
+  .refine((value) => validateCron(value), { message: 'expected a cron expression such as "0 8 * * *"' });
+const severity = z.enum(["critical", "warning", "info"]);
+const rule = z.strictObject({
+  enabled: z.boolean().optional(),
+  severity: severity.optional(),
+  /** Flap damping: how long a change must hold before anyone is told. */
+  hold: duration.optional(),
+});
+
+/** Incidents from Nomad, Consul health and Stolon, posted to matrix.alert_room. */
+const alerts = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** Members of this directory group are mentioned when a critical incident is repeated. */
+    on_call_group: z.string().optional(),
+    group_wait: duration.prefault("30s"),
+    group_interval: duration.prefault("5m"),
+    repeat_interval: duration.prefault("4h"),
+    reaction_silence: duration.prefault("1h"),
+    history: duration.prefault("7d"),
+    /** node-cron expressions: when due reminders are looked for, and when the daily digest goes out. */
+    reminder_schedule: cronExpression.default("* * * * *"),
+    digest_schedule: cronExpression.default("0 8 * * *"),
+    rules: z.partialRecord(z.enum(SIGNAL_KINDS), rule).default({}),
+  })
+  .prefault({});
+
+/** Stolon PostgreSQL clusters whose state is in Consul (needs the consul section). */
+const stolonClusterName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "expected a cluster name: letters, digits, ., - and _");
+const stolon = z
+  .strictObject({
+    /** Stolon's --store-prefix. */
+    prefix: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/,
+        "expected a key prefix such as stolon/cluster",
+      )
+      .default("stolon/cluster"),
+    /** Stolon's --cluster-name of each cluster majordome may act on. */
+    clusters: z.array(stolonClusterName).min(1, "name at least one cluster"),
+    /** Used when a command names no --cluster (default: the first). */
+    default_cluster: stolonClusterName.optional(),
+    /** A sentinel that has not rewritten the cluster data for this long is taken as not at work. */
+    rewrite_window: duration.prefault("12s"),
+    /** How long `!db failover` follows the cluster data for a new master. */
+    failover_timeout: duration.prefault("2m"),
+    /** The alert source: a keeper whose info key is not updated for this long is gone. */
+    keeper_gone_after: duration.prefault("30s"),
+  })
+  .refine((s) => !s.default_cluster || s.clusters.includes(s.default_cluster), {
+    message: "default_cluster must be one of clusters",
+    path: ["default_cluster"],
+  });
+
 const log = z
   .strictObject({
     level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   })
   .prefault({});
 
-export const configSchema = z.strictObject({
-  matrix,
-  directory,
-  ldap: ldap.optional(),
-  nomad: nomad.optional(),
-  consul: consul.optional(),
-  postgres: postgres.optional(),
-  garage: garage.optional(),
-  secrets,
-  state,
-  http,
-  timings,
-  policies_dir: z.string().default("./policies"),
-  log,
-});
+export const configSchema = z
+  .strictObject({
+    matrix,
+    directory,
+    ldap: ldap.optional(),
+    nomad: nomad.optional(),
+    consul: consul.optional(),
+    postgres: postgres.optional(),
+    garage: garage.optional(),
+    stolon: stolon.optional(),
+    secrets,
+    state,
+    http,
+    timings,
+    alerts,
+    policies_dir: z.string().default("./policies"),
+    log,
+  })
+  .refine((c) => !c.stolon || c.consul, {
+    message: "the stolon section needs a consul section (Stolon keeps its state in Consul)",
+    path: ["stolon"],
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type Timings = Config["timings"];
