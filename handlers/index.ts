@@ -6,6 +6,7 @@ import { dbCommands } from "./db.js";
 import { deployCommands } from "./deploy.js";
 import { jobCommands } from "./jobs.js";
 import { metaCommands } from "./meta.js";
+import { stolonCommands } from "./stolon.js";
 
 /** Every command majordome knows, by family. */
 export const allCommands: CommandSpec[] = [
@@ -14,6 +15,7 @@ export const allCommands: CommandSpec[] = [
   ...deployCommands,
   ...jobCommands,
   ...dbCommands,
+  ...stolonCommands,
   ...bucketCommands,
   ...alertCommands,
 ];
