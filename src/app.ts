@@ -8,7 +8,7 @@ import { Outbox } from "./chat/outbox.js";
 import type { Clock } from "./clock.js";
 import { PolicyAuthorizer } from "./commands/authorize.js";
 import { JobFiles, NomadClient } from "./backends/nomad/index.js";
-import { ConsulSecrets, consulClient } from "./backends/consul-secrets.js";
+import { ConsulSecrets, consulClient, type ConsulOptions } from "./backends/consul-secrets.js";
 import { GarageAdmin } from "./backends/garage.js";
 import { PostgresBackend } from "./backends/postgres.js";
 import { resumers } from "../handlers/resume.js";
@@ -26,11 +26,20 @@ import { Metrics } from "./http/metrics.js";
 import { startHttpServer, type HealthReport, type HttpServer } from "./http/server.js";
 import { Pipeline } from "./pipeline.js";
 import { FileStateStore } from "./state/file-store.js";
+import { ConsulStateStore } from "./state/consul-store.js";
+import { Leadership, defaultInstanceId } from "./state/leadership.js";
 import { ActionJournal } from "./state/journal.js";
 import { resumeUnfinished, type Resumer } from "./state/resume.js";
 import type { StateStore } from "./state/store.js";
 
 export interface AppDeps {
+  /**
+   * Called when this instance loses the leader lock: it must stop acting at once (majordome's main
+   * exits, and Nomad restarts it as a standby). Default: throw, which nothing should reach.
+   */
+  onDemoted?: () => void;
+  /** Aborting it while this instance waits as a standby gives up waiting (startMajordome throws StoppedAsStandby). */
+  signal?: AbortSignal;
   config: Config;
   clock: Clock;
   log: Logger;
@@ -64,16 +73,51 @@ export interface Majordome {
   stop(): Promise<void>;
 }
 
+/** Stopped while waiting as a standby: nothing was started, nothing is left to stop. */
+export class StoppedAsStandby extends Error {
+  constructor() {
+    super("stopped while standing by");
+  }
+}
+
 /** Wiring only: config → state → chat → commands. */
 export async function startMajordome(deps: AppDeps): Promise<Majordome> {
   const { config, clock, log } = deps;
   const { timings } = config;
-  const store = deps.store ?? (await FileStateStore.open(config.state.path, { fsync: config.state.fsync }));
-  const journal = new ActionJournal(store, clock);
+  const leadership = config.state.leader.enabled ? leadershipFrom(config, clock, log) : undefined;
+  // Until this instance leads, it reports itself a healthy standby.
+  const leaderHealth: { check?: () => Promise<HealthReport> } = {};
+  const health = (): Promise<HealthReport> =>
+    leaderHealth.check?.() ?? Promise.resolve({ healthy: true, role: "standby", reasons: [] });
+  // What the gauges read is there once this instance leads; a standby reports it empty.
+  const gauges = { outboxDepth: () => 0, syncAgeSeconds: () => NaN, inboxPending: () => 0 };
+  const metrics = new Metrics({
+    outboxDepth: () => gauges.outboxDepth(),
+    syncAgeSeconds: () => gauges.syncAgeSeconds(),
+    inboxPending: () => gauges.inboxPending(),
+  });
+  const http =
+    deps.http === false ? undefined : await startHttpServer(config.http.listen, health, metrics.registry);
+  if (leadership && !(await becomeLeader(leadership, log, deps.signal))) {
+    await http?.close();
+    throw new StoppedAsStandby();
+  }
+  leadership?.onChange((role) => {
+    if (role === "leader") return;
+    log.error("lost the leader lock: stepping down at once");
+    (deps.onDemoted ?? demotionUnhandled)();
+  });
+
+  const store = deps.store ?? (await storeFrom(config, clock, log, leadership));
+  const journal = new ActionJournal(store, clock, async () => {
+    await leadership?.confirm();
+  });
   const inbox = new Inbox(store, config.state.processed_events_kept);
   const rooms = [
-    ...config.matrix.command_rooms,
-    ...(config.matrix.alert_room ? [config.matrix.alert_room] : []),
+    ...new Set([
+      ...config.matrix.command_rooms,
+      ...(config.matrix.alert_room ? [config.matrix.alert_room] : []),
+    ]),
   ];
 
   const frontEnd = new MatrixFrontEnd({
@@ -89,7 +133,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     log,
   });
 
-  const outbox: Outbox = new Outbox(
+  const outbox = new Outbox(
     store,
     frontEnd,
     clock,
@@ -101,11 +145,9 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     },
     config.matrix.send_concurrency,
   );
-  const metrics: Metrics = new Metrics({
-    outboxDepth: () => outbox.depth(),
-    syncAgeSeconds: () => (frontEnd.lastSyncAt() ? (clock.now() - frontEnd.lastSyncAt()) / 1000 : NaN),
-    inboxPending: () => inbox.pendingCount(),
-  });
+  gauges.outboxDepth = () => outbox.depth();
+  gauges.syncAgeSeconds = () => (frontEnd.lastSyncAt() ? (clock.now() - frontEnd.lastSyncAt()) / 1000 : NaN);
+  gauges.inboxPending = () => inbox.pendingCount();
 
   const policies = deps.policies ?? (await loadPolicies(config.policies_dir));
   const authorizer = new PolicyAuthorizer(policies);
@@ -277,7 +319,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
   });
   log.info({ userId: botUserId, rooms, resumed: pending.length }, "majordome started");
 
-  const health = async (): Promise<HealthReport> => {
+  leaderHealth.check = async (): Promise<HealthReport> => {
     const reasons: string[] = [];
     const lastSync = frontEnd.lastSyncAt();
     if (!lastSync) reasons.push("not synced with the homeserver yet");
@@ -287,9 +329,6 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     if (!(await store.healthy())) reasons.push("state store unreachable");
     return { healthy: reasons.length === 0, role: "leader", reasons };
   };
-
-  const http =
-    deps.http === false ? undefined : await startHttpServer(config.http.listen, health, metrics.registry);
 
   return {
     botUserId,
@@ -316,10 +355,82 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       alerts?.stop();
       await outbox.stop();
       await http?.close();
+      // Last: the lock guards the writes above; releasing it lets the standby take over without lock delay.
+      await leadership?.release();
       await store.close();
       await deps.directory.close();
       await nomad?.client.close();
       await provisioning.postgres?.close();
     },
   };
+}
+
+function consulOptions(config: Config, what: string): ConsulOptions {
+  if (!config.consul) throw new Error(`${what} needs the consul section in the config`);
+  const { address, token, datacenter, tls } = config.consul;
+  return {
+    address,
+    ...(token ? { token } : {}),
+    ...(datacenter ? { datacenter } : {}),
+    ...(tls ? { tls } : {}),
+  };
+}
+
+function leadershipFrom(config: Config, clock: Clock, log: Logger): Leadership {
+  const { leader } = config.state;
+  return new Leadership({
+    consul: consulOptions(config, "state.leader"),
+    clock,
+    logger: log.child({ component: "leadership" }),
+    lockKey: leader.lock_key,
+    instanceId: defaultInstanceId(),
+    sessionTtlMs: leader.session_ttl,
+    lockDelayMs: leader.lock_delay,
+  });
+}
+
+async function storeFrom(
+  config: Config,
+  clock: Clock,
+  log: Logger,
+  leadership: Leadership | undefined,
+): Promise<StateStore> {
+  const { state } = config;
+  if (state.backend === "file") return FileStateStore.open(state.path, { fsync: state.fsync });
+  return new ConsulStateStore({
+    consul: consulOptions(config, "state.backend consul"),
+    prefix: state.consul_prefix,
+    clock,
+    logger: log.child({ component: "state" }),
+    maxValueBytes: state.consul_max_value_bytes,
+    auditMaxAgeMs: state.audit_max_age,
+    ...(leadership ? { guard: leadership.guard() } : {}),
+  });
+}
+
+/** Waits, as a standby, until this instance holds the lock; false if `signal` aborts first. */
+async function becomeLeader(leadership: Leadership, log: Logger, signal?: AbortSignal): Promise<boolean> {
+  const elected = new Promise<void>((resolve) => {
+    const unsubscribe = leadership.onChange((role) => {
+      if (role !== "leader") return;
+      unsubscribe();
+      resolve();
+    });
+  });
+  const aborted = new Promise<void>((resolve) =>
+    signal?.addEventListener("abort", () => resolve(), { once: true }),
+  );
+  leadership.start();
+  log.info("standing by until this instance holds the leader lock");
+  await Promise.race([elected, aborted]);
+  if (leadership.isLeader()) {
+    log.info("elected leader");
+    return true;
+  }
+  await leadership.stop();
+  return false;
+}
+
+function demotionUnhandled(): never {
+  throw new Error("lost the leader lock and nothing handles it");
 }

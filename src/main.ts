@@ -10,8 +10,12 @@ import { systemClock } from "./clock.js";
 import { ConfigError, loadConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { createLogger } from "./log.js";
-import { startMajordome } from "./app.js";
+import { StoppedAsStandby, startMajordome, type Majordome } from "./app.js";
 import { runSandbox } from "./sandbox/run.js";
+import { serveDoubles } from "./sandbox/standalone.js";
+
+/** Exit code of an instance that lost the leader lock (EX_TEMPFAIL: Nomad restarts it). */
+const DEMOTED_EXIT_CODE = 75;
 
 const USAGE = `majordome — ChatOps for the collective's cluster
 
@@ -19,6 +23,9 @@ const USAGE = `majordome — ChatOps for the collective's cluster
   majordome check-config [config.yml]   validate a config file, exit 0 if valid, 1 if not
   majordome sandbox [--speed N] [--state DIR] [--directory FILE] [--policies DIR] [--echo] [--log-level L]
                                         talk to majordome from the terminal, no cluster needed
+  majordome doubles [--ports-file FILE] [--speed N]
+                                        the homeserver, Nomad, Consul and Garage doubles in one process, for
+                                        several majordome processes and a test harness (until SIGTERM)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -30,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(rest[0] ?? "config.yml");
     case "sandbox":
       return sandbox(rest);
+    case "doubles":
+      return doubles(rest);
     case "help":
     case "--help":
     case "-h":
@@ -96,20 +105,34 @@ async function run(path: string): Promise<number> {
   const config = readConfig(path);
   if (!config) return 1;
   const log = createLogger(config.log.level);
-  const app = await startMajordome({
-    config,
-    clock: systemClock,
-    log,
-    directory: await directoryFrom(config),
-  });
-  await new Promise<void>((resolve) => {
+  const stopping = new AbortController();
+  const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, "stopping");
+      stopping.abort();
       resolve();
     };
     process.once("SIGTERM", shutdown);
     process.once("SIGINT", shutdown);
   });
+  let app: Majordome;
+  try {
+    app = await startMajordome({
+      config,
+      clock: systemClock,
+      log,
+      directory: await directoryFrom(config),
+      signal: stopping.signal,
+      // A deposed leader cannot trust what it holds in memory: it exits at once, and Nomad restarts it
+      // as a standby. Its unfinished actions are in the journal; the new leader resumes them.
+      onDemoted: () => log.flush(() => process.exit(DEMOTED_EXIT_CODE)),
+    });
+  } catch (error) {
+    if (!(error instanceof StoppedAsStandby)) throw error;
+    log.flush(() => process.exit(0));
+    return 0;
+  }
+  await stopped;
   await app.stop();
   // The SDK's last long-poll sync cannot be cancelled; nothing is left to do, so do not wait for it.
   log.flush(() => process.exit(0));
@@ -148,6 +171,23 @@ async function sandbox(args: string[]): Promise<number> {
     logLevel: values["log-level"] ?? "warn",
     policiesDir: values.policies ?? "policies",
   });
+  return 0;
+}
+
+async function doubles(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { "ports-file": { type: "string" }, speed: { type: "string", default: "1" } },
+  });
+  const speed = Number(values.speed);
+  if (!(speed > 0)) {
+    process.stderr.write(`--speed must be a positive number, got "${values.speed}"\n`);
+    return 2;
+  }
+  const portsFile = values["ports-file"];
+  await serveDoubles({ speed, ...(portsFile ? { portsFile } : {}) }, (line) =>
+    process.stdout.write(line + "\n"),
+  );
   return 0;
 }
 

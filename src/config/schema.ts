@@ -257,6 +257,10 @@ export const configSchema = z
   .refine((c) => !c.stolon || c.consul, {
     message: "the stolon section needs a consul section (Stolon keeps its state in Consul)",
     path: ["stolon"],
+  })
+  .refine((c) => (c.state.backend !== "consul" && !c.state.leader.enabled) || c.consul, {
+    message: "the consul state backend and the leader lock need a consul section",
+    path: ["state"],
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -47,6 +47,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<void> {
       access_token: bot.accessToken,
       user_domain: SANDBOX_DOMAIN,
       command_rooms: [roomId],
+      alert_room: roomId,
     },
     directory: { kind: "yaml" },
     state: { path: stateDir, fsync: false },

@@ -38,6 +38,8 @@ export class ActionJournal {
   constructor(
     private readonly store: StateStore,
     private readonly clock: Clock,
+    /** Runs before each step that is not done yet: the leader confirms it still holds its lock. */
+    private readonly beforeStep: () => Promise<void> = async () => {},
   ) {}
 
   /** Records a new action. When the ID exists already, returns the existing record with fresh=false. */
@@ -63,6 +65,7 @@ export class ActionJournal {
     if (done) return done.result as T;
     if (before.status !== "running")
       throw new Error(`action ${id} is ${before.status}; step ${name} not run`);
+    await this.beforeStep();
     const result = await run();
     await this.update(id, (record) => {
       record.steps.push({ name, at: this.clock.now(), ...(result === undefined ? {} : { result }) });
