@@ -11,7 +11,6 @@ import type { Policies } from "../auth/policy.js";
 import type { NomadServices } from "../backends/nomad/index.js";
 import type { ProvisioningServices } from "../backends/provisioning.js";
 import type { StolonServices } from "../backends/stolon/index.js";
-import type { StolonServices } from "../backends/stolon/index.js";
 import type { AlertEngine } from "../alerts/engine.js";
 
 /** What every handler may use; later capabilities add their backends here. */
@@ -26,8 +25,6 @@ export interface Services {
   /** Present when the config has a nomad section. */
   nomad?: NomadServices;
   provisioning?: ProvisioningServices;
-  /** Present when the config has a stolon section. */
-  stolon?: StolonServices;
   /** Present when the config has a stolon section. */
   stolon?: StolonServices;
   /** Present when alerts are configured. */
