@@ -4,6 +4,7 @@ import { repoRoot } from "../paths.js";
 import { startConsulDouble, type ConsulDouble } from "./consul/index.js";
 import { startNomadDouble, type NomadDouble } from "./nomad/index.js";
 import { startGarageDouble, type GarageDouble } from "./garage/index.js";
+import { startStolonDouble, type StolonDouble } from "./stolon.js";
 import {
   findPostgresBinaries,
   postgresConfig,
@@ -16,6 +17,8 @@ export interface SandboxCluster {
   nomad: NomadDouble;
   consul: ConsulDouble;
   garage: GarageDouble;
+  /** A Stolon cluster ("pg") kept in the Consul double by a simulated sentinel, keepers and proxies. */
+  stolon: StolonDouble;
   postgres?: ThrowawayPostgres;
   /** Why database commands are unavailable, when they are. */
   postgresMissing?: string;
@@ -31,6 +34,7 @@ export async function startSandboxCluster(clock: Clock, speed: number): Promise<
   const nomad = await startNomadDouble({ stepMs: Math.max(1, 500 / speed), now: () => clock.now() });
   nomad.failNextPlacement("broken", "app", "image-pull");
   const consul = await startConsulDouble({ now: () => clock.now() });
+  const stolon = await startStolonDouble({ consulUrl: consul.url, clock });
   const garage = await startGarageDouble({ adminToken: GARAGE_TOKEN });
   let postgres: ThrowawayPostgres | undefined;
   let postgresMissing: string | undefined;
@@ -47,11 +51,13 @@ export async function startSandboxCluster(clock: Clock, speed: number): Promise<
     nomad,
     consul,
     garage,
+    stolon,
     ...(postgres ? { postgres } : {}),
     ...(postgresMissing ? { postgresMissing } : {}),
     config: {
       nomad: { address: nomad.url, jobs_dir: join(repoRoot(), "src", "sandbox", "jobs") },
       consul: { address: consul.url },
+      stolon: { clusters: [stolon.cluster] },
       garage: {
         admin_url: garage.adminUrl,
         admin_token: GARAGE_TOKEN,
@@ -67,6 +73,7 @@ export async function startSandboxCluster(clock: Clock, speed: number): Promise<
     async close() {
       await postgres?.stop();
       await garage.close();
+      await stolon.close();
       await consul.close();
       await nomad.close();
     },

@@ -11,7 +11,7 @@ interface Control {
 
 /** `sim:` lines: what a newcomer can make the simulated cluster do. Each answers in words. */
 export function simControls(cluster: SandboxCluster, clock: SystemClock): (line: string) => Promise<string> {
-  const { nomad, consul } = cluster;
+  const { nomad, consul, stolon } = cluster;
   const controls: Record<string, Control> = {
     time: {
       usage: "time",
@@ -67,6 +67,45 @@ export function simControls(cluster: SandboxCluster, clock: SystemClock): (line:
           return usageOf("check");
         consul.setCheck(`service:${service}`, status);
         return `check service:${service} is ${status}`;
+      },
+    },
+    keeper: {
+      usage: "keeper <down|up> <keeper>",
+      help: `stop or restart a Stolon keeper (${stolon.keepers.join(", ")}): its info key goes, its database turns unhealthy`,
+      run: ([state, uid]) => {
+        if (!uid || (state !== "down" && state !== "up")) return usageOf("keeper");
+        if (state === "down") stolon.keeperDown(uid);
+        else stolon.keeperUp(uid);
+        return `keeper ${uid} is ${state}`;
+      },
+    },
+    stolon: {
+      usage: "stolon <status|pause|resume|lag|catch-up|corrupt|repair>",
+      help: "the Stolon cluster: pause the sentinel, make the standbys fall behind, break its cluster data",
+      run: async ([action]) => {
+        switch (action) {
+          case "status":
+            return stolon.describe();
+          case "pause":
+          case "resume":
+            if (action === "pause") stolon.pause();
+            else stolon.resume();
+            return `the sentinel is ${action === "pause" ? "paused: the cluster data is no longer rewritten" : "running"}`;
+          case "lag":
+          case "catch-up":
+            stolon.noSyncStandby(action === "lag");
+            return action === "lag"
+              ? "the standbys fall behind the master: none is in sync"
+              : "the standbys catch up";
+          case "corrupt":
+            await stolon.corrupt();
+            return "the cluster data is now something Stolon cannot read";
+          case "repair":
+            await stolon.repair();
+            return "the last good cluster data is back";
+          default:
+            return usageOf("stolon");
+        }
       },
     },
   };
