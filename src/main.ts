@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { LdapDirectory } from "./auth/ldap-directory.js";
 import { YamlDirectory } from "./auth/yaml-directory.js";
 import type { Directory } from "./auth/directory.js";
-import { systemClock } from "./clock.js";
+import { SystemClock, systemClock, type Clock } from "./clock.js";
 import { ConfigError, loadConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { createLogger } from "./log.js";
@@ -101,9 +101,23 @@ function tlsOptions(tls: NonNullable<NonNullable<Config["ldap"]>["tls"]>): Conne
   };
 }
 
+/**
+ * For tests only: MAJORDOME_CLOCK_SPEED=N runs majordome's clock N times faster than real time. Consul
+ * refuses session TTLs under 10 s; a test runs the Consul double with timeScale 1/N and majordome at N,
+ * so that TTLs and lock delays pass in a fraction of a second on both sides.
+ */
+function clockFromEnv(): Clock {
+  const raw = process.env.MAJORDOME_CLOCK_SPEED;
+  if (raw === undefined || raw === "") return systemClock;
+  const speed = Number(raw);
+  if (!(speed > 0)) throw new Error(`MAJORDOME_CLOCK_SPEED must be a positive number, got "${raw}"`);
+  return new SystemClock(speed);
+}
+
 async function run(path: string): Promise<number> {
   const config = readConfig(path);
   if (!config) return 1;
+  const clock = clockFromEnv();
   const log = createLogger(config.log.level);
   const stopping = new AbortController();
   const stopped = new Promise<void>((resolve) => {
@@ -119,7 +133,7 @@ async function run(path: string): Promise<number> {
   try {
     app = await startMajordome({
       config,
-      clock: systemClock,
+      clock,
       log,
       directory: await directoryFrom(config),
       signal: stopping.signal,
