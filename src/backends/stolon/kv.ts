@@ -122,12 +122,7 @@ export class RawConsulKv implements StolonKv {
           `Consul refused ${method} ${key} (HTTP ${response.status}): ${text.trim().slice(0, 300)}`,
         );
       }
-      const index = BigInt(
-        /^\d+$/.test(response.headers.get("x-consul-index") ?? "")
-          ? response.headers.get("x-consul-index")!
-          : 0,
-      );
-      return { status: response.status, text, index };
+      return { status: response.status, text, index: consulIndex(response.headers.get("x-consul-index")) };
     } catch (error) {
       if (error instanceof ConsulKvError) throw error;
       if (opts.signal?.aborted) throw opts.signal.reason ?? error;
@@ -137,6 +132,11 @@ export class RawConsulKv implements StolonKv {
       this.opts.clock.clearTimeout(timer);
     }
   }
+}
+
+/** X-Consul-Index, exactly (0 when absent or malformed: the next read then does not block). */
+function consulIndex(header: string | null): bigint {
+  return header !== null && /^\d+$/.test(header) ? BigInt(header) : 0n;
 }
 
 function blockingQuery(opts: ReadOptions): string[] {
