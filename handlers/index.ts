@@ -6,6 +6,7 @@ import { dbCommands } from "./db.js";
 import { deployCommands } from "./deploy.js";
 import { jobCommands } from "./jobs.js";
 import { metaCommands } from "./meta.js";
+import { nodeCommands } from "./nodes.js";
 import { stolonCommands } from "./stolon.js";
 
 /** Every command majordome knows, by family. */
@@ -14,6 +15,7 @@ export const allCommands: CommandSpec[] = [
   ...accessCommands,
   ...deployCommands,
   ...jobCommands,
+  ...nodeCommands,
   ...dbCommands,
   ...stolonCommands,
   ...bucketCommands,

@@ -352,41 +352,4 @@ const logs = defineCommand<{ job: string; task?: string; stderr?: boolean; lines
   },
 });
 
-const nodes = defineCommand({
-  name: "nodes",
-  summary: "Cluster nodes: status, eligibility, drain, allocations",
-  async run(ctx) {
-    const { client } = nomadOf(ctx);
-    const list = await client.nodes();
-    const counts = await Promise.all(
-      list.map(async (n) => (await client.nodeAllocations(n.ID)).filter(isRunning).length),
-    );
-    const rows = list
-      .map((n, i) => [
-        (n.Status === "ready" ? "🟢 " : "🔴 ") + code(n.Name),
-        n.Datacenter,
-        n.Status,
-        n.SchedulingEligibility,
-        n.Drain ? "draining" : "",
-        String(counts[i]),
-      ])
-      .sort((a, b) => a[0]!.localeCompare(b[0]!));
-    return message(
-      rows.length
-        ? table(["node", "dc", "status", "eligibility", "drain", "running allocs"], rows)
-        : "No nodes.",
-    );
-  },
-});
-
-export const jobCommands: CommandSpec[] = [
-  status,
-  restart,
-  scale,
-  rollback,
-  stop,
-  promote,
-  fail,
-  logs,
-  nodes,
-];
+export const jobCommands: CommandSpec[] = [status, restart, scale, rollback, stop, promote, fail, logs];

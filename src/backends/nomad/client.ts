@@ -1,13 +1,17 @@
 import { readFileSync } from "node:fs";
 import { Agent, fetch, type Dispatcher } from "undici";
 import type { Clock } from "../../clock.js";
+import { lookupNode } from "./nodes.js";
 import type {
   Allocation,
   Deployment,
   Evaluation,
   Job,
   JobListStub,
-  NodeStub,
+  FullAllocation,
+  NodeLookup,
+  NodeUpdateResponse,
+  NomadNode,
   PlanResponse,
   RegisterResponse,
 } from "./types.js";
@@ -129,7 +133,7 @@ export class NomadClient {
     return this.blocking(`/v1/deployment/${enc(id)}`, opts);
   }
 
-  allocation(id: string): Promise<Allocation> {
+  allocation(id: string): Promise<FullAllocation> {
     return this.send("GET", `/v1/allocation/${enc(id)}`);
   }
 
@@ -172,12 +176,70 @@ export class NomadClient {
     return this.send("POST", `/v1/deployment/fail/${enc(deploymentId)}`, { DeploymentID: deploymentId });
   }
 
-  nodes(): Promise<NodeStub[]> {
-    return this.send("GET", "/v1/nodes");
+  /** With `resources`, each node comes with its NodeResources and ReservedResources. */
+  nodes(opts: { resources?: boolean } = {}): Promise<NomadNode[]> {
+    return this.send("GET", opts.resources ? "/v1/nodes?resources=true" : "/v1/nodes");
   }
 
-  nodeAllocations(nodeId: string): Promise<Allocation[]> {
+  /** Every allocation on a node, whatever its namespace, in full (resources, job). */
+  nodeAllocations(nodeId: string): Promise<FullAllocation[]> {
     return this.send("GET", `/v1/node/${enc(nodeId)}/allocations`);
+  }
+
+  /** nodeAllocations as a blocking query: its index moves with any allocation of the cluster. */
+  watchNodeAllocations(
+    nodeId: string,
+    opts: { index?: number; waitMs?: number } = {},
+  ): Promise<Blocking<FullAllocation[]>> {
+    return this.blocking(`/v1/node/${enc(nodeId)}/allocations`, opts);
+  }
+
+  node(id: string, opts: { index?: number; waitMs?: number } = {}): Promise<Blocking<NomadNode>> {
+    return this.blocking(`/v1/node/${enc(id)}`, opts);
+  }
+
+  /** A node by exact name, exact ID or unique ID prefix; otherwise the matches, or the closest names. */
+  async findNode(ref: string): Promise<NodeLookup> {
+    return lookupNode(await this.nodes(), ref);
+  }
+
+  /**
+   * Drains a node: Nomad moves its allocations off, no more than each group's migrate max_parallel at a
+   * time, and at the deadline stops whatever is left. The node stays ineligible afterwards.
+   */
+  drainNode(
+    nodeId: string,
+    spec: { deadlineMs: number; ignoreSystemJobs: boolean },
+    meta?: Record<string, string>,
+  ): Promise<NodeUpdateResponse> {
+    return this.send("POST", `/v1/node/${enc(nodeId)}/drain`, {
+      DrainSpec: { Deadline: Math.round(spec.deadlineMs * 1e6), IgnoreSystemJobs: spec.ignoreSystemJobs },
+      ...(meta ? { Meta: meta } : {}),
+    });
+  }
+
+  /** Cancels a drain (a null DrainSpec); with markEligible the node takes new allocations again. */
+  cancelDrain(
+    nodeId: string,
+    markEligible: boolean,
+    meta?: Record<string, string>,
+  ): Promise<NodeUpdateResponse> {
+    return this.send("POST", `/v1/node/${enc(nodeId)}/drain`, {
+      DrainSpec: null,
+      MarkEligible: markEligible,
+      ...(meta ? { Meta: meta } : {}),
+    });
+  }
+
+  setEligibility(nodeId: string, eligible: boolean): Promise<NodeUpdateResponse> {
+    return this.send("POST", `/v1/node/${enc(nodeId)}/eligibility`, {
+      Eligibility: eligible ? "eligible" : "ineligible",
+    });
+  }
+
+  /** Stops an allocation; the scheduler places a replacement (on the same node, if it has the most room). */
+  stopAllocation(allocId: string): Promise<{ EvalID: string; Index: number }> {
+    return this.send("POST", `/v1/allocation/${enc(allocId)}/stop`);
   }
 
   /** The last `bytes` of a task's stdout or stderr, as text. */

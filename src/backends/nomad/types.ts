@@ -139,6 +139,10 @@ export interface Allocation {
   TaskStates?: Record<string, TaskState> | null;
   CreateTime?: number;
   ModifyTime?: number;
+  /** The replacement, once one is placed (in the list stub too). */
+  NextAllocation?: string;
+  /** In the list stub only (a full allocation has Job.Type). */
+  JobType?: string;
 }
 
 export interface DeploymentGroupState {
@@ -171,3 +175,71 @@ export interface NodeStub {
   Drain: boolean;
   NodeClass?: string;
 }
+
+/** CPU and memory as Nomad reports a node's (NodeResources, ReservedResources). */
+export interface NodeCapacity {
+  Cpu?: { CpuShares?: number } | null;
+  Memory?: { MemoryMB?: number } | null;
+}
+
+export interface DrainStrategy {
+  DrainSpec: { Deadline: number; IgnoreSystemJobs: boolean };
+  /** RFC 3339; Nomad's zero time when the drain has no deadline. */
+  ForceDeadline?: string | null;
+  StartedAt?: string;
+}
+
+export interface LastDrain {
+  Status: "draining" | "complete" | "canceled" | string;
+  StartedAt?: string;
+  UpdatedAt?: string;
+  Meta?: Record<string, string> | null;
+}
+
+export interface NodeEvent {
+  Message: string;
+  Subsystem?: string;
+  Details?: Record<string, string> | null;
+  Timestamp?: string;
+}
+
+/** GET /v1/node/:id (and /v1/nodes?resources=true for the resources). */
+export interface NomadNode extends NodeStub {
+  NodePool?: string;
+  NodeResources?: NodeCapacity | null;
+  ReservedResources?: NodeCapacity | null;
+  DrainStrategy?: DrainStrategy | null;
+  LastDrain?: LastDrain | null;
+  Events?: NodeEvent[] | null;
+  ModifyIndex?: number;
+}
+
+/** What drain and eligibility changes answer. */
+export interface NodeUpdateResponse {
+  EvalIDs: string[] | null;
+  EvalCreateIndex: number;
+  NodeModifyIndex: number;
+  Index?: number;
+}
+
+/** A full allocation's resources (GET /v1/allocation/:id, /v1/node/:id/allocations). */
+export interface AllocatedResources {
+  Tasks?: Record<
+    string,
+    { Cpu?: { CpuShares?: number } | null; Memory?: { MemoryMB?: number } | null }
+  > | null;
+}
+
+/** The fields of a full allocation (not the list stub) that node commands read. */
+export interface FullAllocation extends Allocation {
+  Job?: { Type?: string; Datacenters?: string[] | null; NodePool?: string } | null;
+  AllocatedResources?: AllocatedResources | null;
+  DesiredTransition?: { Migrate?: boolean | null } | null;
+  PreviousAllocation?: string;
+}
+
+/** How a node name or ID prefix someone typed resolved. */
+export type NodeLookup =
+  | { kind: "found"; node: NodeStub }
+  | { kind: "ambiguous"; matches: NodeStub[] }
+  | { kind: "unknown"; suggestions: string[] };

@@ -163,7 +163,7 @@ export class ClientSim {
           unhealthyLines(this.cluster.clock.nowMs(), task.Name),
         );
       this.cluster.ticker.after(STEPS.healthyDeadline, () => this.health(allocId, false));
-    } else if (alloc.DeploymentID !== "" && alloc.DeploymentStatus?.Healthy == null) {
+    } else if (reportsHealth(alloc) && alloc.DeploymentStatus?.Healthy == null) {
       this.cluster.ticker.after(1, () => this.health(allocId, true));
     }
   }
@@ -247,7 +247,7 @@ export class ClientSim {
 
   private health(allocId: string, healthy: boolean): void {
     const alloc = this.runnable(allocId);
-    if (alloc === undefined || alloc.ClientStatus !== "running" || alloc.DeploymentID === "") return;
+    if (alloc === undefined || alloc.ClientStatus !== "running" || !reportsHealth(alloc)) return;
     this.update(allocId, (a, tx) => {
       a.DeploymentStatus = healthStatus(a, tx, healthy);
     });
@@ -299,6 +299,13 @@ export class ClientSim {
     if (deploymentId !== "") this.cluster.deploymentChanged(deploymentId);
   }
 }
+
+/**
+ * The client's health watcher runs for every allocation of a service job (deployments and drains both
+ * read its verdict: client/allocrunner/health_hook.go), and for others only within a deployment.
+ */
+const reportsHealth = (alloc: Allocation): boolean =>
+  alloc.DeploymentID !== "" || alloc.Job?.Type === "service";
 
 function tasksOf(alloc: Allocation): Task[] {
   return alloc.Job?.TaskGroups?.find((g) => g.Name === alloc.TaskGroup)?.Tasks ?? [];

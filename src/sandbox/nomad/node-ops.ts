@@ -1,11 +1,12 @@
 import { rfc3339 } from "./clock.js";
 import type { Cluster } from "./cluster.js";
+import { Drainer } from "./drainer.js";
 import { badRequest, serverError } from "./errors.js";
 import { nodeEvent } from "./nodes.js";
 import { newEval } from "./objects.js";
 import { isLive } from "./reconcile.js";
 import { jobKey, type MsgType } from "./store.js";
-import type { Evaluation, Node } from "./types.js";
+import type { Node } from "./types.js";
 
 /** api.NodeDrainUpdateResponse / NodeEligibilityUpdateResponse. */
 export interface NodeUpdateResponse {
@@ -24,11 +25,14 @@ export interface DrainRequest {
 
 /**
  * Node status, eligibility and drains (nomad/node_endpoint.go, nomad/drainer): a node going down
- * makes its allocations lost and the scheduler replaces them; a drain marks its allocations for
- * migration and completes once none is left running.
+ * makes its allocations lost and the scheduler replaces them; a drain hands the node to the Drainer.
  */
 export class NodeService {
-  constructor(private readonly cluster: Cluster) {}
+  private readonly drainer: Drainer;
+
+  constructor(private readonly cluster: Cluster) {
+    this.drainer = new Drainer(cluster);
+  }
 
   setStatus(node: Node, status: "ready" | "down"): void {
     if (node.Status === status) return;
@@ -62,12 +66,17 @@ export class NodeService {
       };
       n.Events = [...n.Events, nodeEvent("Node drain strategy set", "Drain", time)].slice(-10);
     });
-    if (request !== undefined) this.cluster.ticker.after(1, () => this.migrate(node.ID));
-    else if (node.SchedulingEligibility === "eligible") this.cluster.capacityChanged();
+    if (request !== undefined) this.drainer.started(node.ID, request.deadlineNs);
+    else {
+      this.drainer.cancelled(node.ID);
+      if (node.SchedulingEligibility === "eligible") this.cluster.capacityChanged();
+    }
     return { EvalCreateIndex: 0, EvalIDs: null, Index: index, NodeModifyIndex: index };
   }
 
   private cancelDrain(n: Node, time: string): void {
+    // Not draining: nothing to cancel, and LastDrain stays as it was (state_store.go drainNoop).
+    if (n.DrainStrategy === null) return;
     n.DrainStrategy = null;
     n.Drain = false;
     n.LastDrain = {
@@ -97,64 +106,13 @@ export class NodeService {
     return { EvalCreateIndex: 0, EvalIDs: null, Index: index, NodeModifyIndex: index };
   }
 
-  /** The drainer: flag every allocation of the node for migration, one evaluation per job. */
-  private migrate(nodeId: string): void {
-    const store = this.cluster.store;
-    const node = store.nodes.get(nodeId);
-    if (node?.DrainStrategy == null) return;
-    const allocs = [...store.allocs.values()].filter(
-      (a) => a.NodeID === nodeId && isLive(a) && !this.skipSystem(a.Job?.Type, node),
-    );
-    if (allocs.length === 0) return this.completeDrain(nodeId);
-    const evals = new Map<string, Evaluation>();
-    store.write("AllocationUpdateDesiredStatus", (tx) => {
-      for (const alloc of allocs) {
-        alloc.DesiredTransition = { ...alloc.DesiredTransition, Migrate: true };
-        tx.upsertAlloc(alloc, true);
-        const key = jobKey(alloc.Namespace, alloc.JobID);
-        if (alloc.Job !== null && !evals.has(key)) {
-          const evaluation = newEval(alloc.Job, {
-            triggeredBy: "node-drain",
-            nodeId,
-            nodeModifyIndex: node.ModifyIndex,
-          });
-          evals.set(key, evaluation);
-          tx.upsertEval(evaluation);
-        }
-      }
-    });
-    for (const evaluation of evals.values()) this.cluster.enqueue(evaluation.ID);
-  }
-
-  private skipSystem(type: string | undefined, node: Node): boolean {
-    return type === "system" && node.DrainStrategy?.DrainSpec.IgnoreSystemJobs === true;
-  }
-
-  /** After allocations stop: finish the drains that have nothing left running. */
+  /** After allocations change or capacity frees: drains go on (see Drainer). */
   progressDrains(): void {
-    const store = this.cluster.store;
-    for (const node of store.nodes.values()) {
-      if (node.DrainStrategy === null) continue;
-      const flagged = [...store.allocs.values()].filter(
-        (a) => a.NodeID === node.ID && isLive(a) && !this.skipSystem(a.Job?.Type, node),
-      );
-      if (flagged.length === 0) this.completeDrain(node.ID);
-    }
+    this.drainer.progress();
   }
 
-  private completeDrain(nodeId: string): void {
-    const node = this.cluster.store.nodes.get(nodeId);
-    if (node?.DrainStrategy == null) return;
-    this.updateNode("NodeDrain", node, (n, time) => {
-      n.DrainStrategy = null;
-      n.Drain = false;
-      n.LastDrain = {
-        ...(n.LastDrain ?? { StartedAt: time, AccessorID: "", Meta: null }),
-        Status: "complete",
-        UpdatedAt: time,
-      };
-      n.Events = [...n.Events, nodeEvent("Node drain complete", "Drain", time)].slice(-10);
-    });
+  close(): void {
+    this.drainer.close();
   }
 
   /** Evaluations for every job with allocations on the node (TriggeredBy node-update). */

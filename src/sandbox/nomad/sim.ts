@@ -127,5 +127,6 @@ export class Simulation implements Cluster {
 
   close(): void {
     this.ticker.close();
+    this.nodeService.close();
   }
 }
