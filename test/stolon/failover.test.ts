@@ -115,6 +115,21 @@ describe("Stolon backend against the Consul and sentinel doubles", () => {
     );
   });
 
+  it("keeps following through a moment when Consul is unreachable", async () => {
+    const w = await world();
+    const old = w.stolon.master();
+    await w.backend.failkeeper("pg", old.keeper);
+    w.consul.unavailable(true);
+    const seen: string[] = [];
+    const following = w.backend.waitForNewMaster("pg", old, 60_000, (s) => void seen.push(s));
+    await w.elapse(3000, 500);
+    w.consul.unavailable(false);
+    const change = await w.drive(following);
+    expect(seen[0]).toMatch(/the cluster data could not be read \(Consul is unreachable/);
+    expect(change.outcome).toBe("elected");
+    expect(change.outcome === "elected" && change.new).toEqual(w.stolon.master());
+  });
+
   it("retries on a CAS conflict when the sentinel rewrites between the read and the write", async () => {
     const answers: boolean[] = [];
     let sentinelWritesFirst: (() => Promise<void>) | undefined;

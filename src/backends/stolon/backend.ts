@@ -13,7 +13,7 @@ import {
   type ClusterDataDocument,
   type ParsedClusterData,
 } from "./cluster-data.js";
-import type { KvEntry, StolonKv } from "./kv.js";
+import { ConsulKvError, type KvEntry, type StolonKv } from "./kv.js";
 
 export interface StolonBackendOptions {
   kv: StolonKv;
@@ -167,6 +167,11 @@ export class StolonBackend {
     const deadline = started + timeoutMs;
     let index = 0n;
     let saw = "nothing read yet";
+    const see = async (now: string) => {
+      if (now === saw) return;
+      saw = now;
+      await progress?.(saw);
+    };
     let lastRead = -Infinity;
     for (;;) {
       const remaining = deadline - clock.now();
@@ -175,13 +180,22 @@ export class StolonBackend {
       const pause = lastRead + this.followIntervalMs - clock.now();
       if (pause > 0) await clock.sleep(Math.min(pause, remaining));
       lastRead = clock.now();
-      const read = await this.until(deadline, (signal) =>
-        kv.get(key, { index, waitMs: Math.min(deadline - clock.now(), 60_000), signal }),
-      );
+      let read;
+      try {
+        read = await this.until(deadline, (signal) =>
+          kv.get(key, { index, waitMs: Math.min(deadline - clock.now(), 60_000), signal }),
+        );
+      } catch (error) {
+        // A failover often comes with turbulence: Consul unreachable for a moment is not the end.
+        if (!(error instanceof ConsulKvError)) throw error;
+        index = 0n;
+        await see(`the cluster data could not be read (${error.message})`);
+        continue;
+      }
       if (!read) continue;
       index = read.index < index ? 0n : read.index;
       if (!read.value) {
-        saw = "the cluster data key is gone";
+        await see("the cluster data key is gone");
         continue;
       }
       this.observe(cluster, read.value.modifyIndex);
@@ -199,10 +213,7 @@ export class StolonBackend {
           return { outcome: "elected", old, new: { db: master, keeper }, durationMs: clock.now() - started };
         }
       }
-      if (now !== saw) {
-        saw = now;
-        await progress?.(saw);
-      }
+      await see(now);
     }
   }
 
