@@ -248,15 +248,7 @@ const drain = defineCommand<DrainArgs>({
     },
     "ignore-system": { summary: "leave system jobs running on the node" },
   },
-  async plan(ctx, args) {
-    try {
-      return await drainPlan(ctx, args);
-    } catch (error) {
-      // The approval path shows no answer for a plan that throws: say why here.
-      if (error instanceof Refusal) await ctx.reply(message(`⚠️ ${error.message}`));
-      throw error;
-    }
-  },
+  plan: (ctx, args) => drainPlan(ctx, args),
   run: (ctx, args, approved) =>
     refusable(async () => {
       const plan = approved ?? (await drainPlan(ctx, args));

@@ -146,17 +146,9 @@ const failover = defineCommand<{ cluster?: string }>({
   summary: "Make the Stolon sentinel elect a new PostgreSQL master (what stolonctl failkeeper does)",
   flags: { cluster: { summary: "which Stolon cluster (default: the configured one)", type: clusterName } },
   async plan(ctx, args) {
-    let plan: Plan | string;
-    try {
-      plan = await planOrRefusal(ctx, clusterOf(stolonOf(ctx), args.cluster));
-    } catch (error) {
-      plan = `❌ ${code("db failover")} failed: ${(error as Error).message}`;
-    }
-    if (typeof plan === "string") {
-      // A refusal is the command's answer: no approval request is opened for it.
-      await ctx.reply(message(plan));
-      throw new StolonRefusal(plan);
-    }
+    // A refusal is the command's answer (the pipeline says it): no approval request is opened for it.
+    const plan = await planOrRefusal(ctx, clusterOf(stolonOf(ctx), args.cluster));
+    if (typeof plan === "string") throw new StolonRefusal(plan);
     return plan;
   },
   async run(ctx, args, approved) {

@@ -11,6 +11,7 @@ import { JobFiles, NomadClient } from "./backends/nomad/index.js";
 import { ConsulSecrets, consulClient, type ConsulOptions } from "./backends/consul-secrets.js";
 import { GarageAdmin } from "./backends/garage.js";
 import { PostgresBackend } from "./backends/postgres.js";
+import { stolonServices } from "./backends/stolon/index.js";
 import { resumers } from "../handlers/resume.js";
 import { AlertEngine } from "./alerts/engine.js";
 import { rulesFrom } from "./alerts/rules.js";
@@ -208,6 +209,9 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
         }
       : {}),
   };
+  const stolon =
+    config.stolon &&
+    stolonServices(consulOptions(config, "stolon"), config.stolon, clock, timings.backend_request_timeout);
   const alertRoom = config.matrix.alert_room;
   const alerts =
     config.alerts.enabled && alertRoom
@@ -257,6 +261,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
   const services: Services = {
     provisioning,
     ...(alerts ? { alerts } : {}),
+    ...(stolon ? { stolon } : {}),
     ...(nomad ? { nomad } : {}),
     clock,
     store,

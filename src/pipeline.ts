@@ -17,7 +17,8 @@ import type { AuditEntry, AuditFields } from "./state/store.js";
 
 const TIMED_OUT: unique symbol = Symbol("timed out");
 
-export type Outcome = "ok" | "error" | "denied" | "invalid" | "timeout" | "unavailable" | "approval";
+export type Outcome =
+  "ok" | "error" | "denied" | "refused" | "invalid" | "timeout" | "unavailable" | "approval";
 
 export interface PipelineHooks {
   commandFinished?(name: string, outcome: Outcome, ms: number): void;
@@ -213,7 +214,8 @@ export class Pipeline {
     const reason = typeof args[BREAK_GLASS] === "string" ? (args[BREAK_GLASS] as string) : undefined;
 
     if (decision.outcome === "approval" && reason === undefined) {
-      const plan = await planFor(spec, invocation.ctx, args, shown);
+      const plan = await this.planOrRefuse(spec, invocation, args, shown);
+      if (!plan) return finish(spec.name, "refused");
       await this.approvals.open({
         id: `req-${event.eventId.replace(/[^A-Za-z0-9]/g, "").slice(0, 12)}`,
         roomId: event.roomId,
@@ -256,6 +258,26 @@ export class Pipeline {
     finish(spec.name, outcome.outcome);
   }
 
+  /**
+   * Plans a command; a plan that refuses (a pre-flight check, a name that does not exist) is answered
+   * with its reason, and nothing runs.
+   */
+  private async planOrRefuse(
+    spec: CommandSpec,
+    { ctx, answered }: Invocation,
+    args: ParsedArgs,
+    line: string,
+  ): Promise<Plan | undefined> {
+    try {
+      return await planFor(spec, ctx, args, line);
+    } catch (error) {
+      this.opts.log.warn({ err: error, command: spec.name }, "command refused at planning");
+      const why = errorText(error).replace(/([^.!?])$/, "$1.");
+      if (!answered()) await ctx.reply(message(`⛔ ${code(spec.name)} refused: ${why} Nothing was done.`));
+      return undefined;
+    }
+  }
+
   /** Runs an approved request once: fresh plan, same digest, through the action journal. */
   private async executeApproved(
     request: ApprovalRequest,
@@ -272,7 +294,9 @@ export class Pipeline {
       threadRoot: request.messageId,
     };
     const invocation = this.context(spec, identity, target, request.createdAt);
-    const plan = await planFor(spec, invocation.ctx, request.args, request.line);
+    const plan = await this.planOrRefuse(spec, invocation, request.args, request.line);
+    if (!plan)
+      return { status: "not-run", outcome: "Not run: the pre-flight check refused it (see the thread)." };
     if (digestOf(plan.facts) !== request.digest) {
       await this.answer(
         target,

@@ -12,7 +12,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startMajordome, type Majordome } from "../../src/app.js";
 import { loadPolicies } from "../../src/auth/policy.js";
 import { YamlDirectory } from "../../src/auth/yaml-directory.js";
-import { stolonServices } from "../../src/backends/stolon/index.js";
 import { SystemClock } from "../../src/clock.js";
 import { configSchema } from "../../src/config/schema.js";
 import { startConsulDouble, type ConsulDouble } from "../../src/sandbox/consul/index.js";
@@ -73,8 +72,6 @@ async function setup(): Promise<Setup> {
     http: false,
   });
   cleanups.push(() => app.stop());
-  // Until src/app.ts builds them from the config, the test does.
-  app.services.stolon ??= stolonServices({ address: consul.url }, config.stolon!, clock, 10_000);
   await app.synced();
   return {
     w,
