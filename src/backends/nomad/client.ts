@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { Agent, fetch, type Dispatcher } from "undici";
+import { Agent, fetch, type Dispatcher, type Response } from "undici";
 import type { Clock } from "../../clock.js";
 import { lookupNode } from "./nodes.js";
 import type {
@@ -12,6 +12,8 @@ import type {
   NodeLookup,
   NodeUpdateResponse,
   NomadNode,
+  NomadStreamEvent,
+  NomadStreamLine,
   PlanResponse,
   RegisterResponse,
 } from "./types.js";
@@ -242,6 +244,66 @@ export class NomadClient {
     return this.send("POST", `/v1/allocation/${enc(allocId)}/stop`);
   }
 
+  /** Every allocation of the namespace ("*": all), task states included. */
+  listAllocations(): Promise<Blocking<Allocation[]>> {
+    return this.blocking("/v1/allocations", {});
+  }
+
+  listDeployments(): Promise<Blocking<Deployment[]>> {
+    return this.blocking("/v1/deployments", {});
+  }
+
+  /** nodes() and jobs() with the X-Nomad-Index of the answer. */
+  listNodes(): Promise<Blocking<NomadNode[]>> {
+    return this.blocking("/v1/nodes", {});
+  }
+
+  listJobs(): Promise<Blocking<JobListStub[]>> {
+    return this.blocking("/v1/jobs", {});
+  }
+
+  /**
+   * GET /v1/event/stream from `index` (inclusive; 0: from now on), each NDJSON line parsed, `{}`
+   * heartbeats included, until the server closes the stream or `signal` aborts (the iterator then
+   * throws the abort reason). `timeoutMs` bounds the wait for the response headers only: the stream
+   * itself stays open, and telling a dead one from a quiet one is the caller's watchdog.
+   */
+  async *eventStream(
+    topics: readonly string[],
+    index: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<NomadStreamLine> {
+    const path = "/v1/event/stream";
+    const query = [...topics.map((t) => `topic=${enc(t)}`), `index=${index}`].join("&");
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const timer = this.opts.clock.setTimeout(() => abort.abort(), this.opts.timeoutMs);
+    try {
+      let response: Response;
+      try {
+        response = await fetch(this.url(path, query), {
+          dispatcher: this.dispatcher,
+          signal: abort.signal,
+          headers: this.opts.token ? { "X-Nomad-Token": this.opts.token } : {},
+        });
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        const reason = abort.signal.aborted ? `no answer within ${this.opts.timeoutMs} ms` : causeOf(error);
+        throw new NomadError(`Nomad is unreachable at ${this.opts.address}: ${reason}`, "unavailable");
+      } finally {
+        this.opts.clock.clearTimeout(timer);
+      }
+      if (!response.ok) throw nomadError(response.status, await response.text(), "GET", path);
+      if (response.body === null) return;
+      yield* ndjsonLines(response.body, signal, this.opts.address);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      abort.abort();
+    }
+  }
+
   /** The last `bytes` of a task's stdout or stderr, as text. */
   async logs(allocId: string, task: string, stream: "stdout" | "stderr", bytes = 16_384): Promise<string> {
     const query = `task=${enc(task)}&type=${stream}&origin=end&offset=${bytes}&plain=true`;
@@ -250,6 +312,15 @@ export class NomadClient {
 
   close(): Promise<void> {
     return this.dispatcher.close();
+  }
+
+  private url(path: string, extraQuery: string): string {
+    const params = [
+      `namespace=${enc(this.opts.namespace)}`,
+      ...(this.opts.region ? [`region=${enc(this.opts.region)}`] : []),
+    ];
+    if (extraQuery) params.push(extraQuery);
+    return `${this.opts.address.replace(/\/$/, "")}${path}${path.includes("?") ? "&" : "?"}${params.join("&")}`;
   }
 
   private async blocking<T>(path: string, opts: { index?: number; waitMs?: number }): Promise<Blocking<T>> {
@@ -282,12 +353,7 @@ export class NomadClient {
     extraQuery: string,
     timeoutMs: number,
   ): Promise<{ body: T; index: number }> {
-    const params = [
-      `namespace=${enc(this.opts.namespace)}`,
-      ...(this.opts.region ? [`region=${enc(this.opts.region)}`] : []),
-    ];
-    if (extraQuery) params.push(extraQuery);
-    const url = `${this.opts.address.replace(/\/$/, "")}${path}${path.includes("?") ? "&" : "?"}${params.join("&")}`;
+    const url = this.url(path, extraQuery);
     const abort = new AbortController();
     const timer = this.opts.clock.setTimeout(() => abort.abort(), timeoutMs);
     try {
@@ -313,6 +379,53 @@ export class NomadClient {
       this.opts.clock.clearTimeout(timer);
     }
   }
+}
+
+/** The stream's body split into lines and parsed; a broken connection becomes an "unavailable" NomadError. */
+async function* ndjsonLines(
+  body: NonNullable<Response["body"]>,
+  signal: AbortSignal,
+  address: string,
+): AsyncGenerator<NomadStreamLine> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        throw new NomadError(`Nomad's event stream broke at ${address}: ${causeOf(error)}`, "unavailable");
+      }
+      if (chunk.done) break;
+      pending += decoder.decode(chunk.value, { stream: true });
+      let newline = pending.indexOf("\n");
+      while (newline >= 0) {
+        const line = pending.slice(0, newline).trim();
+        pending = pending.slice(newline + 1);
+        if (line !== "") yield parseStreamLine(line);
+        newline = pending.indexOf("\n");
+      }
+    }
+    const rest = (pending + decoder.decode()).trim();
+    if (rest !== "") yield parseStreamLine(rest);
+  } finally {
+    reader.releaseLock();
+    await body.cancel().catch(() => undefined);
+  }
+}
+
+function parseStreamLine(line: string): NomadStreamLine {
+  let parsed: { Index?: unknown; Events?: unknown };
+  try {
+    parsed = JSON.parse(line) as { Index?: unknown; Events?: unknown };
+  } catch {
+    throw new NomadError(`Nomad's event stream sent a line that is not JSON: ${line.slice(0, 80)}`, "server");
+  }
+  if (typeof parsed.Index !== "number" || !Array.isArray(parsed.Events)) return { kind: "heartbeat" };
+  return { kind: "frame", index: parsed.Index, events: parsed.Events as NomadStreamEvent[] };
 }
 
 /** Nomad answers errors as plain text; a job-modify-index conflict is an HTTP 500. */

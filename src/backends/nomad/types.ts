@@ -24,10 +24,12 @@ export type Task = Record<string, unknown> & {
 export interface JobListStub {
   ID: string;
   Name: string;
+  Namespace?: string;
   Type: string;
   Status: string;
   Version?: number;
   Stop?: boolean;
+  ModifyIndex?: number;
   JobSummary?: { Summary?: Record<string, GroupSummary> };
 }
 
@@ -126,6 +128,7 @@ export interface TaskState {
 export interface Allocation {
   ID: string;
   Name: string;
+  Namespace?: string;
   NodeID: string;
   NodeName?: string;
   JobID: string;
@@ -139,6 +142,8 @@ export interface Allocation {
   TaskStates?: Record<string, TaskState> | null;
   CreateTime?: number;
   ModifyTime?: number;
+  CreateIndex?: number;
+  ModifyIndex?: number;
   /** The replacement, once one is placed (in the list stub too). */
   NextAllocation?: string;
   /** In the list stub only (a full allocation has Job.Type). */
@@ -159,11 +164,14 @@ export interface DeploymentGroupState {
 
 export interface Deployment {
   ID: string;
+  Namespace?: string;
   JobID: string;
   JobVersion: number;
   Status: string;
   StatusDescription: string;
   TaskGroups: Record<string, DeploymentGroupState> | null;
+  CreateIndex?: number;
+  ModifyIndex?: number;
 }
 
 export interface NodeStub {
@@ -174,7 +182,24 @@ export interface NodeStub {
   SchedulingEligibility: string;
   Drain: boolean;
   NodeClass?: string;
+  StatusDescription?: string;
+  ModifyIndex?: number;
 }
+
+/** One event of /v1/event/stream (Topic and Type as on the wire: see nomad-enums.json). */
+export interface NomadStreamEvent {
+  Topic: string;
+  Type: string;
+  Key: string;
+  Namespace?: string;
+  FilterKeys?: string[] | null;
+  Index: number;
+  Payload: Record<string, unknown>;
+}
+
+/** One NDJSON line of the event stream: the events of one raft index, or a `{}` heartbeat. */
+export type NomadStreamLine =
+  { kind: "heartbeat" } | { kind: "frame"; index: number; events: NomadStreamEvent[] };
 
 /** CPU and memory as Nomad reports a node's (NodeResources, ReservedResources). */
 export interface NodeCapacity {

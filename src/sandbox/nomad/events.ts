@@ -9,7 +9,13 @@ export class EventBroker {
   private readonly buffer: EventBatch[] = [];
   private readonly subscribers = new Set<(batch: EventBatch) => void>();
 
-  constructor(private readonly size = 100) {}
+  constructor(private size = 100) {}
+
+  /** How many raft entries the buffer keeps (Nomad's default is about 100). */
+  setCapacity(size: number): void {
+    this.size = size;
+    this.buffer.splice(0, Math.max(0, this.buffer.length - size));
+  }
 
   publish(batch: EventBatch): void {
     this.buffer.push(batch);

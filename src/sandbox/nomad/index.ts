@@ -4,13 +4,14 @@ import { createListener, GET, type Route } from "./http.js";
 import { defaultNodes } from "./nodes.js";
 import { allocRoutes } from "./routes-allocs.js";
 import { deploymentRoutes } from "./routes-deployments.js";
-import { eventRoutes, type StreamRegistry } from "./routes-events.js";
+import { eventRoutes, type StreamControl, type StreamFault, type StreamRegistry } from "./routes-events.js";
 import { jobRoutes } from "./routes-jobs.js";
 import { nodeRoutes } from "./routes-nodes.js";
 import { Simulation } from "./sim.js";
 import type { FailureKind, SimNodeSpec } from "./types.js";
 
 export type { FailureKind, SimNodeSpec } from "./types.js";
+export type { StreamFault } from "./routes-events.js";
 export { ENFORCE_INDEX_PREFIX } from "./jobs.js";
 
 export interface NomadDoubleOptions {
@@ -32,6 +33,8 @@ export interface NomadDoubleOptions {
   now?: () => number;
   /** Interval of the event stream's `{}` heartbeat. Default 30 000 (Nomad's). */
   heartbeatMs?: number;
+  /** Raft entries the event stream can replay. Default 100 (about Nomad's). */
+  eventBufferSize?: number;
 }
 
 export interface NomadDouble {
@@ -46,6 +49,12 @@ export interface NomadDouble {
   /** Node status down: its allocations are lost and rescheduled elsewhere. */
   nodeDown(nodeName: string): void;
   nodeUp(nodeName: string): void;
+  /** Ends every open event stream (as a restarting server or proxy would). */
+  cutEventStreams(): void;
+  /** Makes the event stream misbehave until set back to "none" (see StreamFault). */
+  setEventStreamFault(fault: StreamFault): void;
+  /** Event stream requests accepted so far (tests count reconnections). */
+  eventStreamsOpened(): number;
   /** Resolves when the simulation has nothing pending. */
   settle(): Promise<void>;
   /** Job IDs known (every namespace). */
@@ -63,6 +72,7 @@ class NomadDoubleServer implements NomadDouble {
   private readonly sim: Simulation;
   private readonly server: Server;
   private readonly streams: StreamRegistry = new Set();
+  private readonly streamControl: StreamControl = { fault: "none", opened: 0 };
   private baseUrl = "";
 
   constructor(opts: NomadDoubleOptions) {
@@ -74,12 +84,17 @@ class NomadDoubleServer implements NomadDouble {
       stepMs: opts.stepMs ?? 0,
       now: opts.now ?? Date.now,
     });
+    if (opts.eventBufferSize !== undefined) this.sim.broker.setCapacity(opts.eventBufferSize);
     const routes: Route[] = [
       ...jobRoutes(this.sim),
       ...allocRoutes(this.sim),
       ...deploymentRoutes(this.sim),
       ...nodeRoutes(this.sim),
-      ...eventRoutes(this.sim, { token: opts.token, heartbeatMs: opts.heartbeatMs ?? 30_000 }, this.streams),
+      ...eventRoutes(
+        this.sim,
+        { token: opts.token, heartbeatMs: opts.heartbeatMs ?? 30_000, control: this.streamControl },
+        this.streams,
+      ),
       { methods: GET, path: "/v1/status/leader", handler: () => ({ body: "127.0.0.1:4647" }) },
       { methods: GET, path: "/v1/regions", handler: () => ({ body: [region] }) },
     ];
@@ -116,6 +131,18 @@ class NomadDoubleServer implements NomadDouble {
 
   nodeUp(nodeName: string): void {
     this.sim.nodeService.setStatus(this.sim.nodeByName(nodeName), "ready");
+  }
+
+  cutEventStreams(): void {
+    for (const end of [...this.streams]) end();
+  }
+
+  setEventStreamFault(fault: StreamFault): void {
+    this.streamControl.fault = fault;
+  }
+
+  eventStreamsOpened(): number {
+    return this.streamControl.opened;
   }
 
   settle(): Promise<void> {

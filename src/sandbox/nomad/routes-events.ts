@@ -1,4 +1,4 @@
-import { badRequest } from "./errors.js";
+import { badRequest, permissionDenied } from "./errors.js";
 import { filterBatch, parseTopics } from "./events.js";
 import { GET, STREAMED, tokenOf, type Context, type Route } from "./http.js";
 import type { Simulation } from "./sim.js";
@@ -10,6 +10,20 @@ const HEARTBEAT = "{}\n";
 export interface StreamOptions {
   token: string | undefined;
   heartbeatMs: number;
+  control: StreamControl;
+}
+
+/**
+ * Faults tests inject: "stall" (open streams send nothing, not even heartbeats: a hung connection),
+ * "forbidden" (new streams get 403 Permission denied, as older Nomad versions answer a bad token),
+ * "close" (new streams get 200 and are closed before any line, as recent versions do).
+ */
+export type StreamFault = "none" | "stall" | "forbidden" | "close";
+
+export interface StreamControl {
+  fault: StreamFault;
+  /** Stream requests accepted so far. */
+  opened: number;
 }
 
 /** Open streams, so close() can end them. */
@@ -24,23 +38,31 @@ export function eventRoutes(sim: Simulation, options: StreamOptions, streams: St
     const index = parseIndex(ctx.query.get("index"));
     const topics = parseTopics(ctx.query.getAll("topic"));
     if (typeof topics === "string") throw badRequest(`Invalid topic query: ${topics}`);
+    const control = options.control;
+    if (control.fault === "forbidden") throw permissionDenied();
+    control.opened += 1;
     const res = ctx.res;
     res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-cache" });
     if (
-      options.token !== undefined &&
-      tokenOf(ctx.req, new URL(ctx.req.url ?? "/", "http://nomad")) !== options.token
+      control.fault === "close" ||
+      (options.token !== undefined &&
+        tokenOf(ctx.req, new URL(ctx.req.url ?? "/", "http://nomad")) !== options.token)
     ) {
       res.end();
       return STREAMED;
     }
     const write = (batch: EventBatch) => {
       const visible = filterBatch(batch, topics, ctx.namespace);
-      if (visible !== undefined && !res.writableEnded) res.write(`${JSON.stringify(visible)}\n`);
+      if (visible !== undefined && !res.writableEnded && control.fault !== "stall")
+        res.write(`${JSON.stringify(visible)}\n`);
     };
-    res.write(HEARTBEAT);
+    const beat = () => {
+      if (control.fault !== "stall") res.write(HEARTBEAT);
+    };
+    beat();
     sim.broker.since(index).forEach(write);
     const unsubscribe = sim.broker.subscribe(write);
-    const heartbeat = setInterval(() => res.write(HEARTBEAT), options.heartbeatMs);
+    const heartbeat = setInterval(beat, options.heartbeatMs);
     const end = () => {
       clearInterval(heartbeat);
       unsubscribe();
