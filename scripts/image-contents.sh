@@ -35,7 +35,12 @@ else
 {
   "extends": "$root/tsconfig.json",
   "include": ["$root/src", "$root/handlers"],
-  "compilerOptions": { "sourceMap": false, "rootDir": "$root", "outDir": "$app/dist" }
+  "compilerOptions": {
+    "sourceMap": false,
+    "rootDir": "$root",
+    "outDir": "$app/dist",
+    "typeRoots": ["$root/node_modules/@types"]
+  }
 }
 EOF
   tsc -p "$work/tsconfig.image.json"

@@ -184,8 +184,11 @@ describe("majordome doubles, as a process", () => {
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     cleanups.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      // SIGTERM first: a SIGKILL would leave the doubles' throwaway PostgreSQL running.
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
       await exited;
+      clearTimeout(timer);
     });
     // Loading majordome and starting PostgreSQL take a few seconds, more on a loaded machine.
     const deadline = Date.now() + 30_000;
