@@ -16,6 +16,7 @@ import { resumers } from "../handlers/resume.js";
 import { AlertEngine } from "./alerts/engine.js";
 import { rulesFrom } from "./alerts/rules.js";
 import { scheduleAlertWork } from "./alerts/schedule.js";
+import { startAlertSources } from "./alerts/sources/index.js";
 import type { CommandSpec } from "./commands/declare.js";
 import { loadPolicies, type Policies } from "./auth/policy.js";
 import { message } from "./chat/message.js";
@@ -86,10 +87,12 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
   const { config, clock, log } = deps;
   const { timings } = config;
   const leadership = config.state.leader.enabled ? leadershipFrom(config, clock, log) : undefined;
-  // Until this instance leads, it reports itself a healthy standby.
+  // Until it has started, an instance is a healthy standby (with a leader lock) or not ready yet.
   const leaderHealth: { check?: () => Promise<HealthReport> } = {};
-  const health = (): Promise<HealthReport> =>
-    leaderHealth.check?.() ?? Promise.resolve({ healthy: true, role: "standby", reasons: [] });
+  const beforeStart: HealthReport = leadership
+    ? { healthy: true, role: "standby", reasons: [] }
+    : { healthy: false, role: "leader", reasons: ["starting"] };
+  const health = (): Promise<HealthReport> => leaderHealth.check?.() ?? Promise.resolve(beforeStart);
   // What the gauges read is there once this instance leads; a standby reports it empty.
   const gauges = { outboxDepth: () => 0, syncAgeSeconds: () => NaN, inboxPending: () => 0 };
   const metrics = new Metrics({
@@ -226,6 +229,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
             groupWaitMs: config.alerts.group_wait,
             groupIntervalMs: config.alerts.group_interval,
             repeatIntervalMs: config.alerts.repeat_interval,
+            editIntervalMs: config.alerts.edit_interval,
             reactionSilenceMs: config.alerts.reaction_silence,
             historyMs: config.alerts.history,
           },
@@ -315,6 +319,19 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       log,
     );
   outbox.start();
+  const alertSources =
+    alerts &&
+    (await startAlertSources({
+      config,
+      store,
+      clock,
+      log,
+      sink: (signal) => alerts.ingest(signal),
+      directory: deps.directory,
+      ...(nomad ? { nomad: nomad.client } : {}),
+      ...(config.consul ? { consul: consulOptions(config, "alerts") } : {}),
+      ...(stolon ? { stolon } : {}),
+    }));
   await resumeUnfinished(journal, deps.resumers ?? resumers(services), outbox, log);
   await pipeline.resume(pending);
   await frontEnd.start(async (event) => {
@@ -356,6 +373,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
         clock.sleep(timings.shutdown_grace, grace.signal).catch(() => undefined),
       ]);
       grace.abort();
+      await alertSources?.stop();
       await alertWork?.stop();
       alerts?.stop();
       await outbox.stop();

@@ -34,6 +34,8 @@ export interface AlertTimings {
   groupIntervalMs: number;
   /** Unacknowledged critical incidents are repeated, mentioning the on-call group, this often. */
   repeatIntervalMs: number;
+  /** Shortest time between two edits of an incident's message that only update counts and reasons. */
+  editIntervalMs: number;
   /** How long a 🔕 reaction silences an incident. */
   reactionSilenceMs: number;
   /** How long resolved incidents are kept for `!incidents --all` and the digest. */
@@ -92,6 +94,9 @@ export class AlertEngine {
   private readonly seen = new Set<string>();
   private readonly followed = new Map<string, { roomId: string; messageId: string }>();
   private readonly rendered = new Map<string, string>();
+  private readonly shownState = new Map<string, string>();
+  private readonly lastEdit = new Map<string, number>();
+  private readonly editTimers = new Map<string, TimerHandle>();
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> | undefined;
   private sequence = 0;
@@ -119,7 +124,10 @@ export class AlertEngine {
         clock.now() - (value.resolvedAt ?? 0) <= this.deps.timings.groupIntervalMs
       )
         this.current.set(value.key, value);
-      if (value.messageId) this.rendered.set(value.id, this.body(value));
+      if (value.messageId) {
+        this.rendered.set(value.id, this.body(value));
+        this.shownState.set(value.id, stateOf(value));
+      }
     }
     for (const { key, value } of await store.list<Hold>(HOLDS)) this.armHold(key.slice(HOLDS.length), value);
     for (const incident of this.incidents.values()) {
@@ -131,7 +139,7 @@ export class AlertEngine {
 
   stop(): void {
     this.stopped = true;
-    for (const timers of [this.holdTimers, this.postTimers, this.silenceTimers])
+    for (const timers of [this.holdTimers, this.postTimers, this.silenceTimers, this.editTimers])
       for (const handle of timers.values()) this.deps.clock.clearTimeout(handle);
   }
 
@@ -461,6 +469,25 @@ export class AlertEngine {
     if (incident.messageId) {
       const body = this.body(incident);
       if (this.rendered.get(incident.id) === body) return;
+      // A change of state (resolved, reopened, acknowledged, silenced) is shown at once; new counts and
+      // reasons at most once per edit interval, so a storm edits a message a few times, not hundreds.
+      const now = this.deps.clock.now();
+      const wait = (this.lastEdit.get(incident.id) ?? -Infinity) + this.deps.timings.editIntervalMs - now;
+      if (this.shownState.get(incident.id) === stateOf(incident) && wait > 0) {
+        if (!this.editTimers.has(incident.id))
+          this.editTimers.set(
+            incident.id,
+            this.deps.clock.setTimeout(() => {
+              this.editTimers.delete(incident.id);
+              this.notify(incident);
+            }, wait),
+          );
+        return;
+      }
+      this.deps.clock.clearTimeout(this.editTimers.get(incident.id));
+      this.editTimers.delete(incident.id);
+      this.lastEdit.set(incident.id, now);
+      this.shownState.set(incident.id, stateOf(incident));
       this.rendered.set(incident.id, body);
       void this.deps.outbox
         .edit(incident.roomId, incident.messageId, this.render(incident))
@@ -505,6 +532,7 @@ export class AlertEngine {
   private async sendMessage(incident: Incident, id = incident.messageId!): Promise<void> {
     const { outbox } = this.deps;
     this.rendered.set(incident.id, this.body(incident));
+    this.shownState.set(incident.id, stateOf(incident));
     await outbox.send(incident.roomId, this.render(incident), { id });
     const offers = [ACK, SILENCE, ...(incident.action ? [incident.action.emoji] : [])];
     for (const [n, key] of offers.entries())
@@ -656,6 +684,11 @@ export class AlertEngine {
       await this.deps.store.delete(INCIDENTS + incident.id);
     }
   }
+}
+
+/** What must be shown at once when it changes. */
+function stateOf(incident: Incident): string {
+  return `${incident.state}|${incident.reopened}|${incident.ack?.by ?? ""}|${incident.silencedBy ?? ""}`;
 }
 
 function severityOrder(incident: Incident): number {

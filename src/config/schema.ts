@@ -191,12 +191,43 @@ const alerts = z
     group_wait: duration.prefault("30s"),
     group_interval: duration.prefault("5m"),
     repeat_interval: duration.prefault("4h"),
+    edit_interval: duration.prefault("2s"),
     reaction_silence: duration.prefault("1h"),
     history: duration.prefault("7d"),
     /** node-cron expressions: when due reminders are looked for, and when the daily digest goes out. */
     reminder_schedule: cronExpression.default("* * * * *"),
     digest_schedule: cronExpression.default("0 8 * * *"),
     rules: z.partialRecord(z.enum(SIGNAL_KINDS), rule).default({}),
+    sources: z
+      .strictObject({
+        nomad: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            /** No line (heartbeats count) for this long: the event stream is dead, reconnect. */
+            watchdog: duration.prefault("90s"),
+            /** alloc-restart-loop: more than this many restarts within the window. */
+            restart_loop_count: z.number().int().min(1).default(3),
+            restart_loop_window: duration.prefault("10m"),
+          })
+          .prefault({}),
+        consul: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            /** What a check in warning does: nothing (degraded but serving), or alert like critical. */
+            warning: z.enum(["ignore", "alert"]).default("ignore"),
+          })
+          .prefault({}),
+        stolon: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+        /** majordome's blind spots: Nomad, Consul or the directory unreachable for longer than threshold. */
+        reachability: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            interval: duration.prefault("15s"),
+            threshold: duration.prefault("60s"),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
   })
   .prefault({});
 

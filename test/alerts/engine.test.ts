@@ -18,6 +18,7 @@ const timings = {
   groupWaitMs: 30_000,
   groupIntervalMs: 300_000,
   repeatIntervalMs: 4 * 3600_000,
+  editIntervalMs: 2_000,
   reactionSilenceMs: 3600_000,
   historyMs: 7 * 24 * 3600_000,
 };
@@ -272,6 +273,36 @@ describe("alert engine", () => {
     expect(w.posts()).toHaveLength(1);
     expect(w.current(w.posts()[0]!.eventId)).toMatch(
       /Affected: 52 \(1 node-down, 50 alloc-lost, 1 check-critical\)/,
+    );
+    await w.close();
+  });
+
+  it("edits a storm's counts at most once per edit interval, and shows the final count", async () => {
+    const w = await world();
+    await w.engine.ingest(signal({ kind: "node-down", subject: { node: "n1" }, reason: "down" }, w.clock));
+    await w.settle();
+    for (let i = 0; i < 300; i++)
+      await w.engine.ingest(
+        signal(
+          {
+            kind: "alloc-lost",
+            subject: { job: "web", group: "app", alloc: `alloc${i}`, node: "n1" },
+            reason: "node down",
+          },
+          w.clock,
+        ),
+      );
+    await w.settle();
+    const edits = () =>
+      w.transport.events.filter(
+        (e) => (e.content["m.relates_to"] as { rel_type?: string } | undefined)?.rel_type === "m.replace",
+      );
+    expect(edits().length).toBeLessThanOrEqual(1);
+    await w.clock.advance(timings.editIntervalMs);
+    await w.settle();
+    expect(edits().length).toBeLessThanOrEqual(2);
+    expect(w.current(w.posts()[0]!.eventId)).toMatch(
+      /Affected: 301 \(1 node-down, 199 alloc-lost, 101 more not itemized\)/,
     );
     await w.close();
   });

@@ -324,7 +324,7 @@ export class NomadEventSource {
     return {
       kind: "backend-unreachable",
       status,
-      subject: { backend: "nomad" },
+      subject: { backend: "nomad-events" },
       reason,
       at: this.opts.clock.now(),
     };
