@@ -46,7 +46,9 @@ type LineKind =
   | "deployment"
   | "node";
 
-const T0_NS = Date.parse("2026-03-01T12:00:00Z") * 1e6;
+/** When the corpus's first event happens. */
+export const CORPUS_START_MS = Date.parse("2026-03-01T12:00:00Z");
+const T0_NS = CORPUS_START_MS * 1e6;
 
 export function nomadEventCorpus(options: NomadCorpusOptions = {}): string[] {
   const random = mulberry32(options.seed ?? 6);

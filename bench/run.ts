@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark, its figures printed as they come, with the targets next to them. */
 import "../src/quiet-deprecations.js";
+import { benchAlerts } from "./alerts.js";
 import { benchAuthorization } from "./authorization.js";
 import { benchDeploy } from "./deploy.js";
 import { benchFoundation } from "./foundation.js";
@@ -21,6 +22,18 @@ const TARGETS: Target[] = [
     check: (v) => v < 20,
     text: "< 20 ms of majordome's CPU",
   },
+  {
+    figure: "alerts.pipeline.share_of_bare_parse",
+    check: (v) => v >= 0.5,
+    text: ">= half the rate of bare JSON.parse",
+  },
+  {
+    figure: "alerts.storm.messages",
+    check: (v) => v <= 5,
+    text: "<= 5 messages for a node of 500 allocations",
+  },
+  { figure: "alerts.storm.lost", check: (v) => v === 0, text: "nothing lost" },
+  { figure: "alerts.latency.critical_to_sent.p99_ms", check: (v) => v < 100, text: "p99 < 100 ms" },
 ];
 
 const SECTIONS: Array<[string, () => Promise<Record<string, number>>]> = [
@@ -29,6 +42,7 @@ const SECTIONS: Array<[string, () => Promise<Record<string, number>>]> = [
   ["deploy: !deploy of a 3-group job through the Nomad double", benchDeploy],
   ["provisioning: !db create on a real PostgreSQL, !bucket create on the doubles", benchProvisioning],
   ["postgres: provisioning primitives on a real PostgreSQL", benchPostgresPrimitives],
+  ["alerts: event throughput, a 500-allocation node storm, critical latency", benchAlerts],
 ];
 
 async function main(): Promise<void> {

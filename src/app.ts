@@ -327,6 +327,8 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       clock,
       log,
       sink: (signal) => alerts.ingest(signal),
+      offer: (signal) => alerts.offer(signal),
+      durable: () => alerts.flush(),
       directory: deps.directory,
       ...(nomad ? { nomad: nomad.client } : {}),
       ...(config.consul ? { consul: consulOptions(config, "alerts") } : {}),
@@ -375,7 +377,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       grace.abort();
       await alertSources?.stop();
       await alertWork?.stop();
-      alerts?.stop();
+      await alerts?.close();
       await outbox.stop();
       await http?.close();
       // Last: the lock guards the writes above; releasing it lets the standby take over without lock delay.

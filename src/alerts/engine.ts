@@ -70,6 +70,7 @@ const HOLDS = "alerts/holds/";
 const SEQUENCE = "alerts/sequence";
 const SEEN_KEPT = 10_000;
 const FOLLOW_GRACE_MS = 120_000;
+const CHECKPOINT_MS = 10_000;
 
 /** A change that must hold for its rule's hold time before it counts (flap damping). */
 interface Hold {
@@ -92,12 +93,16 @@ export class AlertEngine {
   private readonly postTimers = new Map<string, TimerHandle>();
   private readonly silenceTimers = new Map<string, TimerHandle>();
   private readonly seen = new Set<string>();
-  private readonly followed = new Map<string, { roomId: string; messageId: string }>();
+  /** Deployments majordome follows, and the job they belong to once a routed signal named it. */
+  private readonly followed = new Map<string, { roomId: string; messageId: string; job?: string }>();
   private readonly rendered = new Map<string, string>();
   private readonly shownState = new Map<string, string>();
   private readonly lastEdit = new Map<string, number>();
   private readonly editTimers = new Map<string, TimerHandle>();
+  /** Incidents to store at the next flush, and those whose counts changed (stored at a checkpoint). */
   private readonly dirty = new Set<string>();
+  private readonly touched = new Set<string>();
+  private readonly storedAt = new Map<string, number>();
   private flushing: Promise<void> | undefined;
   private sequence = 0;
   private sequenceDirty = false;
@@ -137,6 +142,13 @@ export class AlertEngine {
     }
   }
 
+  /** Stores everything, counts included, and stops. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.writeDirty(true);
+    this.stop();
+  }
+
   stop(): void {
     this.stopped = true;
     for (const timers of [this.holdTimers, this.postTimers, this.silenceTimers, this.editTimers])
@@ -145,6 +157,15 @@ export class AlertEngine {
 
   /** Takes a signal into account; resolves once what it changed is stored. */
   async ingest(signal: Signal): Promise<void> {
+    await this.offer(signal);
+    await this.flush();
+  }
+
+  /**
+   * Takes a signal into account without waiting for it to be stored: for a high-volume source that
+   * calls `flush` before it records its own position.
+   */
+  async offer(signal: Signal): Promise<void> {
     const rule = this.deps.rules[signal.kind];
     if (!rule.enabled || this.stopped) return;
     if (signal.id) {
@@ -168,7 +189,6 @@ export class AlertEngine {
       return;
     }
     this.apply(signal);
-    await this.flush();
   }
 
   /** Allocation failures of a deployment majordome is following go to its progress thread. */
@@ -320,15 +340,24 @@ export class AlertEngine {
 
   private async routeToDeployment(signal: Signal): Promise<boolean> {
     const deployment = signal.subject.deployment;
-    const followed = deployment ? this.followed.get(deployment) : undefined;
+    // A job whose followed deployment failed its only allocations is dead: that is the deploy's news too.
+    const followed = deployment
+      ? this.followed.get(deployment)
+      : signal.kind === "job-dead"
+        ? [...this.followed.values()].find((f) => f.job !== undefined && f.job === signal.subject.job)
+        : undefined;
     if (!followed) return false;
     if (signal.kind === "deployment-failed") return true; // the progress message reports it
-    if (!isAllocationKind(signal.kind) || signal.status !== "firing") return false;
-    await this.deps.outbox.send(
-      followed.roomId,
-      message(`⚠️ ${titleOf(signal)}: allocation ${code(signal.subject.alloc ?? "?")}: ${signal.reason}`),
-      { threadRoot: followed.messageId, id: `${followed.messageId}:${memberKey(signal)}` },
-    );
+    const routed = isAllocationKind(signal.kind) || signal.kind === "job-dead";
+    if (!routed || signal.status !== "firing") return false;
+    followed.job ??= signal.subject.job;
+    const text = signal.subject.alloc
+      ? `${titleOf(signal)}: allocation ${code(signal.subject.alloc)}: ${signal.reason}`
+      : signal.reason;
+    await this.deps.outbox.send(followed.roomId, message(`⚠️ ${text}`), {
+      threadRoot: followed.messageId,
+      id: `${followed.messageId}:${memberKey(signal)}`,
+    });
     return true;
   }
 
@@ -393,12 +422,15 @@ export class AlertEngine {
       incident.recentIds.push(signal.id);
       if (incident.recentIds.length > RECENT_IDS_KEPT) incident.recentIds.shift();
     }
+    // Only a change of what is affected, or of its state, must be stored at once; counts and reasons
+    // of a storm are stored at the next checkpoint (a crash loses some counts, never an incident).
+    let structural = !member || member.observed !== signal.status;
     if (!member) {
       if (signal.status === "resolved") return;
       if (Object.keys(incident.members).length >= MAX_MEMBERS) {
         incident.overflow++;
         incident.events++;
-        this.markChanged(incident);
+        this.markChanged(incident, false);
         return;
       }
       member = {
@@ -417,15 +449,19 @@ export class AlertEngine {
       member.events++;
       incident.events++;
       incident.latestReason = signal.reason;
-      if (primary) incident.severity = worst(incident.severity, this.deps.rules[signal.kind].severity);
+      if (primary) {
+        const severity = worst(incident.severity, this.deps.rules[signal.kind].severity);
+        structural ||= severity !== incident.severity;
+        incident.severity = severity;
+      }
     }
     member.observed = member.effective = signal.status;
     member.observedAt = signal.at;
     member.reason = signal.reason;
-    this.recompute(incident);
+    this.recompute(incident, structural);
   }
 
-  private recompute(incident: Incident): void {
+  private recompute(incident: Incident, structural = true): void {
     const now = this.deps.clock.now();
     const state = stateFromMembers(incident);
     if (state !== incident.state) {
@@ -441,15 +477,17 @@ export class AlertEngine {
         delete incident.remindedAt;
       }
       incident.state = state;
+      structural = true;
     }
-    this.markChanged(incident);
+    this.markChanged(incident, structural);
   }
 
-  private markChanged(incident: Incident): void {
+  private markChanged(incident: Incident, structural = true): void {
     const silence = incident.state === "firing" ? this.silenceOf(incident) : undefined;
+    const silencing = silence?.id !== incident.silencedBy;
     if (silence) incident.silencedBy = silence.id;
     else delete incident.silencedBy;
-    this.dirty.add(incident.id);
+    (structural || silencing ? this.dirty : this.touched).add(incident.id);
   }
 
   private silenceOf(incident: Incident): Silence | undefined {
@@ -467,8 +505,6 @@ export class AlertEngine {
   private notify(incident: Incident): void {
     if (this.stopped) return;
     if (incident.messageId) {
-      const body = this.body(incident);
-      if (this.rendered.get(incident.id) === body) return;
       // A change of state (resolved, reopened, acknowledged, silenced) is shown at once; new counts and
       // reasons at most once per edit interval, so a storm edits a message a few times, not hundreds.
       const now = this.deps.clock.now();
@@ -484,6 +520,8 @@ export class AlertEngine {
           );
         return;
       }
+      const body = this.body(incident);
+      if (this.rendered.get(incident.id) === body) return;
       this.deps.clock.clearTimeout(this.editTimers.get(incident.id));
       this.editTimers.delete(incident.id);
       this.lastEdit.set(incident.id, now);
@@ -525,8 +563,8 @@ export class AlertEngine {
     incident.postedAt = this.deps.clock.now();
     await this.sendMessage(incident, messageId);
     incident.messageId = messageId;
-    this.dirty.add(incident.id);
-    await this.flush();
+    this.dirty.delete(incident.id);
+    await this.write(incident.id, this.deps.clock.now());
   }
 
   private async sendMessage(incident: Incident, id = incident.messageId!): Promise<void> {
@@ -548,19 +586,43 @@ export class AlertEngine {
     return this.render(incident).markdown;
   }
 
-  private async writeDirty(): Promise<void> {
-    const ids = [...this.dirty];
+  private async writeDirty(checkpoint = false): Promise<void> {
+    const now = this.deps.clock.now();
+    const dirty = [...this.dirty];
+    const touched = [...this.touched].filter((id) => !this.dirty.has(id));
     this.dirty.clear();
     if (this.sequenceDirty) {
       this.sequenceDirty = false;
       await this.deps.store.set(SEQUENCE, this.sequence);
     }
-    for (const id of ids) {
+    const due = touched.filter(
+      (id) => checkpoint || now - (this.storedAt.get(id) ?? -Infinity) >= CHECKPOINT_MS,
+    );
+    const writing = [...dirty, ...due].flatMap((id) => {
       const incident = this.incidents.get(id);
-      if (!incident) continue;
-      await this.deps.store.set(INCIDENTS + id, incident);
+      return incident ? [incident] : [];
+    });
+    await this.deps.store.setMany(writing.map((incident) => [INCIDENTS + incident.id, incident] as const));
+    for (const incident of writing) {
+      this.touched.delete(incident.id);
+      this.storedAt.set(incident.id, now);
       this.notify(incident);
     }
+    for (const id of touched) if (!due.includes(id)) this.notifyById(id);
+  }
+
+  private async write(id: string, now: number): Promise<void> {
+    this.touched.delete(id);
+    const incident = this.incidents.get(id);
+    if (!incident) return;
+    await this.deps.store.set(INCIDENTS + id, incident);
+    this.storedAt.set(id, now);
+    this.notify(incident);
+  }
+
+  private notifyById(id: string): void {
+    const incident = this.incidents.get(id);
+    if (incident) this.notify(incident);
   }
 
   // --- holds (flap damping) -------------------------------------------------------------------

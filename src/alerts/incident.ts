@@ -47,8 +47,8 @@ export interface Incident {
   recentIds: string[];
 }
 
-export const MAX_MEMBERS = 200;
-export const RECENT_IDS_KEPT = 64;
+export const MAX_MEMBERS = 50;
+export const RECENT_IDS_KEPT = 32;
 
 export function primaryMembers(incident: Incident): Member[] {
   return Object.values(incident.members).filter((m) => m.primary);

@@ -49,6 +49,8 @@ export const DEFAULT_AUDIT_MAX_AGE_MS = 90 * 24 * 3600_000;
 const DEFAULT_PRUNE_INTERVAL_MS = 3600_000;
 /** Consul refuses transactions of more than 64 operations. */
 const MAX_TXN_OPS = 64;
+/** The values of one transaction (base64) stay under this, well within Consul's 512 KB request limit. */
+const TXN_VALUE_BYTES_MAX = 400 * 1024;
 
 interface KvOp {
   Verb: string;
@@ -104,6 +106,28 @@ export class ConsulStateStore implements StateStore {
     const body = this.encode(key, value);
     if (this.opts.guard) return void (await this.guardedWrite([setOp(full, body)], `write ${key}`));
     this.expectTrue(await this.http.send("PUT", kvPath(full), { body }), `PUT ${kvPath(full)}`);
+  }
+
+  /** In guarded transactions: at most 63 writes (one operation checks the lock) and about 400 KB. */
+  async setMany(entries: ReadonlyArray<readonly [key: string, value: unknown]>): Promise<void> {
+    if (!this.opts.guard) {
+      for (const [key, value] of entries) await this.set(key, value);
+      return;
+    }
+    let batch: KvOp[] = [];
+    let bytes = 0;
+    for (const [key, value] of entries) {
+      const op = setOp(this.dataKey(key), this.encode(key, value));
+      const size = op.Value?.length ?? 0;
+      if (batch.length === MAX_TXN_OPS - 1 || (batch.length > 0 && bytes + size > TXN_VALUE_BYTES_MAX)) {
+        await this.guardedWrite(batch, `write ${batch.length} keys`);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(op);
+      bytes += size;
+    }
+    if (batch.length) await this.guardedWrite(batch, `write ${batch.length} keys`);
   }
 
   async cas<T>(key: string, value: T, version: number): Promise<boolean> {

@@ -52,6 +52,18 @@ export class FileStateStore implements StateStore {
     this.statements.upsert.run(key, JSON.stringify(value));
   }
 
+  async setMany(entries: ReadonlyArray<readonly [key: string, value: unknown]>): Promise<void> {
+    const texts = entries.map(([key, value]) => [key, JSON.stringify(value)] as const);
+    this.db.exec("BEGIN");
+    try {
+      for (const [key, text] of texts) this.statements.upsert.run(key, text);
+      this.db.exec("COMMIT");
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
   async cas<T>(key: string, value: T, version: number): Promise<boolean> {
     const text = JSON.stringify(value);
     const result =

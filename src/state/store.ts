@@ -27,6 +27,8 @@ export interface StateStore {
   set<T>(key: string, value: T): Promise<void>;
   /** Writes only if the key is at `version` (0: only if absent). Returns false on a conflict. */
   cas<T>(key: string, value: T, version: number): Promise<boolean>;
+  /** Writes several keys at once (cheaper than one set each); each is written whole or not at all. */
+  setMany(entries: ReadonlyArray<readonly [key: string, value: unknown]>): Promise<void>;
   delete(key: string): Promise<void>;
   /** Every key starting with `prefix`, in key order. */
   list<T>(prefix: string): Promise<Array<Versioned<T> & { key: string }>>;

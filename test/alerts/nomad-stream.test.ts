@@ -190,7 +190,7 @@ describe("Nomad event stream source", () => {
     nomad.setEventStreamFault("close");
     const h = await startSource();
     await eventually(() => h.sink.lines().length === 1, "the report");
-    expect(h.sink.lines()).toEqual(["backend-unreachable firing nomad"]);
+    expect(h.sink.lines()).toEqual(["backend-unreachable firing nomad-events"]);
     expect(h.sink.signals[0]?.reason).toMatch(
       /^Nomad closed the event stream before sending anything: .*read-job/,
     );
@@ -203,12 +203,12 @@ describe("Nomad event stream source", () => {
     }
     nomad.setEventStreamFault("forbidden");
     await advanceBy(clock, 8_000, 2);
-    expect(h.sink.lines()).toEqual(["backend-unreachable firing nomad"]);
+    expect(h.sink.lines()).toEqual(["backend-unreachable firing nomad-events"]);
 
     nomad.setEventStreamFault("none");
     await advanceBy(clock, 8_000);
     await eventually(() => h.sink.lines().length === 2, "the recovery");
-    expect(h.sink.lines()[1]).toBe("backend-unreachable resolved nomad");
+    expect(h.sink.lines()[1]).toBe("backend-unreachable resolved nomad-events");
     expect(JSON.stringify(h.sink.signals)).not.toContain(TOKEN);
   });
 
@@ -217,7 +217,7 @@ describe("Nomad event stream source", () => {
     const h = await startSource({ token: "wrong-token" });
     await eventually(() => h.sink.lines().length === 1, "the report");
     await advanceBy(clock, 8_000, 4);
-    expect(h.sink.lines()).toEqual(["backend-unreachable firing nomad"]);
+    expect(h.sink.lines()).toEqual(["backend-unreachable firing nomad-events"]);
     expect(h.sink.signals[0]?.reason).toContain("Permission denied");
     expect(h.sink.signals[0]?.reason).not.toContain("wrong-token");
   });

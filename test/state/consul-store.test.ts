@@ -137,6 +137,21 @@ describe("size limit", () => {
     expect((await store.get("big"))?.value).toBe(nearly);
     await expect(store.set("big", nearly + "x")).rejects.toBeInstanceOf(StateValueTooLargeError);
   });
+
+  it("writes many keys in guarded transactions of at most 64 operations and 400 KB", async () => {
+    const session = await newSession();
+    expect(await acquire(session)).toBe(true);
+    const store = open({ guard: { lockKey: LOCK, session: () => session } });
+    const big = "y".repeat(150 * 1024);
+    await store.setMany([
+      ...Array.from({ length: 130 }, (_, n) => [`many/${n}`, n] as const),
+      ["many/big1", big],
+      ["many/big2", big],
+      ["many/big3", big],
+    ]);
+    expect(await store.list("many/")).toHaveLength(133);
+    expect((await store.get("many/big3"))?.value).toBe(big);
+  });
 });
 
 describe("audit log", () => {
@@ -220,6 +235,7 @@ describe("leader-guarded writes", () => {
     await store.set("k", "before");
     await http("PUT", `/v1/session/destroy/${session}`);
     await expect(store.set("k", "after")).rejects.toBeInstanceOf(NotLeaderError);
+    await expect(store.setMany([["k", "after"]])).rejects.toBeInstanceOf(NotLeaderError);
     await expect(store.cas("new", 1, 0)).rejects.toBeInstanceOf(NotLeaderError);
     await expect(store.delete("k")).rejects.toBeInstanceOf(NotLeaderError);
     await expect(store.appendAudit({ at: clock.now(), kind: "k" })).rejects.toBeInstanceOf(NotLeaderError);

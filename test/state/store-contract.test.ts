@@ -133,6 +133,17 @@ describe.each(backends)("$name state store", (backend) => {
     expect((await store.get("counter"))?.value).toBe(8);
   });
 
+  it("writes many keys at once, overwriting those that exist", async () => {
+    await store.set("many/k007", { n: -1 });
+    await store.setMany([]);
+    await store.setMany(
+      Array.from({ length: 150 }, (_, n) => [`many/k${String(n).padStart(3, "0")}`, { n }] as const),
+    );
+    const listed = await store.list<{ n: number }>("many/");
+    expect(listed.map((e) => e.value.n)).toEqual(Array.from({ length: 150 }, (_, n) => n));
+    expect((await store.get<{ n: number }>("many/k007"))?.value).toEqual({ n: 7 });
+  });
+
   it("deletes: the key is gone, deleting nothing is fine, and cas 0 may create it again", async () => {
     await store.set("gone/soon", 1);
     await store.delete("gone/soon");

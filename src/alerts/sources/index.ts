@@ -17,7 +17,11 @@ export interface AlertSourceDeps {
   store: StateStore;
   clock: Clock;
   log: Logger;
+  /** Takes a signal and stores it before resolving. */
   sink: SignalSink;
+  /** Takes a signal without storing it yet (the Nomad stream's volume); `durable` stores what it took. */
+  offer: SignalSink;
+  durable: () => Promise<void>;
   directory: Directory;
   nomad?: NomadClient;
   consul?: ConsulOptions;
@@ -39,7 +43,8 @@ export async function startAlertSources(deps: AlertSourceDeps): Promise<{ stop()
       nomad,
       store,
       clock,
-      sink,
+      sink: deps.offer,
+      durable: deps.durable,
       log: log("nomad"),
       watchdogMs: settings.nomad.watchdog,
       rules: {

@@ -119,6 +119,8 @@ interface AllocTrack {
   restarts: number[];
   /** Time (ns) of the last OOM kill not yet followed by a start. */
   oomAt: number | undefined;
+  /** Whether the allocation was running and healthy when last seen. */
+  healthy: boolean;
 }
 
 export class NomadRules {
@@ -154,6 +156,28 @@ export class NomadRules {
       out: [],
     };
     this.dispatch(event.Topic, event.Type, event.Payload, event.Index, ctx, 0);
+    return ctx.out.map((e) => e.signal);
+  }
+
+  /**
+   * Restart loops that ended: the allocation was last seen running and healthy, and its last restart
+   * is now older than the window. Nothing in the stream says so (a loop ends by nothing happening), so
+   * the source calls this as time passes (on each heartbeat).
+   */
+  expire(at: number): Signal[] {
+    const ctx: Context = { at, idBase: `nomad-quiet/${at}`, quiet: false, out: [] };
+    for (const condition of [...this.open.values()]) {
+      if (condition.kind !== "alloc-restart-loop") continue;
+      const track = this.allocs.get(condition.subject.alloc ?? "");
+      const lastRestart = track?.restarts.at(-1);
+      if (
+        !track?.healthy ||
+        lastRestart === undefined ||
+        at - lastRestart <= this.options.restartLoopWindowMs
+      )
+        continue;
+      this.resolve(ctx, condition.key, "no restart within the window: running and healthy");
+    }
     return ctx.out.map((e) => e.signal);
   }
 
@@ -233,6 +257,7 @@ export class NomadRules {
     });
     const track = this.track(alloc.ID);
     let restartedAfterOom = false;
+    track.healthy = healthy(alloc);
     for (const [task, state] of Object.entries(alloc.TaskStates ?? {})) {
       const cursor = track.tasks.get(task) ?? { time: seenUntilNs, atTime: Infinity, signaled: false };
       track.tasks.set(task, cursor);
@@ -476,6 +501,7 @@ export class NomadRules {
       tasks: new Map<string, TaskCursor>(),
       restarts: [],
       oomAt: undefined,
+      healthy: false,
     };
     remember(this.allocs, allocId, track, this.options.maxTrackedAllocs);
     return track;

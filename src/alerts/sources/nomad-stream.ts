@@ -50,6 +50,12 @@ export interface NomadEventSourceOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** The stream position is saved after this many events, or this long after the first unsaved one. */
   persist?: { everyEvents?: number; everyMs?: number };
+  /**
+   * Makes what the sink took durable. Called before each save of the stream position, so the sink
+   * may take signals without storing each one (the stream's volume) and nothing is lost by a crash:
+   * after one, the stream resumes from a position whose signals are all stored.
+   */
+  durable?: () => Promise<void>;
   /** [0, 1); jitter. Default Math.random. */
   random?: () => number;
 }
@@ -112,7 +118,7 @@ export class NomadEventSource {
   constructor(private readonly opts: NomadEventSourceOptions) {
     this.watchdogMs = opts.watchdogMs ?? 90_000;
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 1_000, maxMs: opts.backoff?.maxMs ?? 60_000 };
-    this.persistEvery = { events: opts.persist?.everyEvents ?? 200, ms: opts.persist?.everyMs ?? 5_000 };
+    this.persistEvery = { events: opts.persist?.everyEvents ?? 10_000, ms: opts.persist?.everyMs ?? 5_000 };
     this.random = opts.random ?? Math.random;
   }
 
@@ -220,6 +226,7 @@ export class NomadEventSource {
         lastLineAt = clock.now();
         if (this.streamLines++ === 0) await this.connected();
         if (line.kind === "frame") await this.handle(line.events);
+        else await this.expire();
         // Time spent handing signals over is not the stream's silence.
         lastLineAt = clock.now();
       }
@@ -254,6 +261,15 @@ export class NomadEventSource {
       this.unsaved += 1;
     }
     this.position.at = this.opts.clock.now();
+    await this.saveSoon();
+  }
+
+  /** Conditions that end by time passing (restart loops), looked at on each heartbeat. */
+  private async expire(): Promise<void> {
+    const signals = this.rules.expire(this.opts.clock.now());
+    if (signals.length === 0) return;
+    for (const signal of signals) await this.emit(signal);
+    this.unsaved += 1;
     await this.saveSoon();
   }
 
@@ -359,6 +375,7 @@ export class NomadEventSource {
       const pending = this.unsaved;
       const position: StreamPosition = { ...this.position, seen: [...this.seenAtIndex] };
       try {
+        await this.opts.durable?.();
         await this.opts.store.set(NOMAD_REPORTED_KEY, this.rules.exportState());
         await this.opts.store.set(NOMAD_POSITION_KEY, position);
         this.unsaved = Math.max(0, this.unsaved - pending);

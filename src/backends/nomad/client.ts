@@ -417,7 +417,8 @@ async function* ndjsonLines(
   }
 }
 
-function parseStreamLine(line: string): NomadStreamLine {
+/** One NDJSON line of the event stream, as the stream hands it over (exported for the benchmark). */
+export function parseStreamLine(line: string): NomadStreamLine {
   let parsed: { Index?: unknown; Events?: unknown };
   try {
     parsed = JSON.parse(line) as { Index?: unknown; Events?: unknown };
