@@ -64,7 +64,7 @@ export async function benchDeploy(): Promise<Record<string, number>> {
       "deploy.runs": RUNS,
     };
   } finally {
-    await bot.kill();
+    await bot.kill("SIGTERM");
     await nomad.close();
     await world.close();
   }

@@ -132,6 +132,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     trustedInviters: Object.keys(config.directory.explicit),
     encryption: config.matrix.encryption ? { cryptoStorePath: config.matrix.crypto_store } : null,
     syncTimeoutMs: timings.sync_timeout,
+    sendTimeoutMs: timings.backend_request_timeout,
     store,
     clock,
     log,
@@ -379,6 +380,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       await alertWork?.stop();
       await alerts?.close();
       await outbox.stop();
+      await frontEnd.close();
       await http?.close();
       // Last: the lock guards the writes above; releasing it lets the standby take over without lock delay.
       await leadership?.release();

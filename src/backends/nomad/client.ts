@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { Agent, fetch, type Dispatcher, type Response } from "undici";
+import { Agent, fetch, request, type Dispatcher, type Response } from "undici";
 import type { Clock } from "../../clock.js";
 import { lookupNode } from "./nodes.js";
 import type {
@@ -357,8 +357,9 @@ export class NomadClient {
     const abort = new AbortController();
     const timer = this.opts.clock.setTimeout(() => abort.abort(), timeoutMs);
     try {
-      const response = await fetch(url, {
-        method,
+      // undici's request(), not its fetch(): the same connections at a fraction of the CPU per call.
+      const response = await request(url, {
+        method: method as Dispatcher.HttpMethod,
         dispatcher: this.dispatcher,
         signal: abort.signal,
         headers: {
@@ -367,9 +368,9 @@ export class NomadClient {
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
-      const text = await response.text();
-      if (!response.ok) throw nomadError(response.status, text, method, path);
-      const index = Number(response.headers.get("x-nomad-index") ?? 0);
+      const text = await response.body.text();
+      if (response.statusCode >= 300) throw nomadError(response.statusCode, text, method, path);
+      const index = Number(response.headers["x-nomad-index"] ?? 0);
       return { body: (as === "json" ? (text ? JSON.parse(text) : null) : text) as T, index };
     } catch (error) {
       if (error instanceof NomadError) throw error;

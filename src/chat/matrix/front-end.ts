@@ -7,11 +7,14 @@ import type { RoomEvent } from "../events.js";
 import type { MessageContent } from "../message.js";
 import type { ChatTransport } from "../transport.js";
 import { AwaitedSyncClient, deliveryError, routeSdkLogs } from "./sdk.js";
+import { MatrixSender } from "./send.js";
 import { StateStorageProvider } from "./storage.js";
 
 export interface MatrixFrontEndOptions {
   homeserverUrl: string;
   accessToken: string;
+  /** How long one send may take before it is retried. */
+  sendTimeoutMs: number;
   /** Rooms majordome serves (commands, alerts); events elsewhere are ignored. */
   rooms: string[];
   /** Invites are accepted only from this homeserver domain (and from `trustedInviters`), into `rooms`. */
@@ -36,6 +39,7 @@ type Sink = (event: RoomEvent) => Promise<void>;
 /** The Matrix side: syncs with matrix-bot-sdk, hands served rooms' events to the pipeline, sends for the outbox. */
 export class MatrixFrontEnd implements ChatTransport {
   readonly client: AwaitedSyncClient;
+  private readonly sender: MatrixSender;
   private readonly storage: StateStorageProvider;
   private readonly rooms: Set<string>;
   private sink: Sink = async () => undefined;
@@ -54,6 +58,7 @@ export class MatrixFrontEnd implements ChatTransport {
       );
     }
     routeSdkLogs(opts.log, () => this.stopping);
+    this.sender = new MatrixSender(opts.homeserverUrl, opts.accessToken, opts.sendTimeoutMs);
     this.rooms = new Set(opts.rooms);
     this.storage = new StateStorageProvider(opts.store, (token) => {
       if (token === null) {
@@ -110,6 +115,11 @@ export class MatrixFrontEnd implements ChatTransport {
     this.client.stop();
   }
 
+  /** After stop, once the outbox has nothing left to send. */
+  close(): Promise<void> {
+    return this.sender.close();
+  }
+
   /** When the sync position was last stored (0: not yet): the bot is in sync while this is recent. */
   lastSyncAt(): number {
     return this.lastStoredAt;
@@ -123,8 +133,7 @@ export class MatrixFrontEnd implements ChatTransport {
         [eventType, body] = ["m.room.encrypted", { ...encrypted }];
       }
       const path = `/_matrix/client/v3/rooms/${enc(roomId)}/send/${enc(eventType)}/${enc(txnId)}`;
-      const response = (await this.client.doRequest("PUT", path, null, body)) as { event_id: string };
-      return response.event_id;
+      return (await this.sender.put(path, body)).event_id;
     } catch (error) {
       throw deliveryError(error);
     }
@@ -133,10 +142,7 @@ export class MatrixFrontEnd implements ChatTransport {
   async redactEvent(roomId: string, eventId: string, txnId: string, reason?: string): Promise<string> {
     try {
       const path = `/_matrix/client/v3/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`;
-      const response = (await this.client.doRequest("PUT", path, null, reason ? { reason } : {})) as {
-        event_id: string;
-      };
-      return response.event_id;
+      return (await this.sender.put(path, reason ? { reason } : {})).event_id;
     } catch (error) {
       throw deliveryError(error);
     }

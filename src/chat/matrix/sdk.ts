@@ -35,6 +35,7 @@ export class AwaitedSyncClient extends MatrixClient {
 
 /** Maps an SDK failure to what the outbox needs to know: wait and retry, retry later, or give up. */
 export function deliveryError(error: unknown): DeliveryError {
+  if (error instanceof DeliveryError) return error;
   if (error instanceof MatrixError) {
     if (error.statusCode === 429 || error.errcode === "M_LIMIT_EXCEEDED") {
       return new DeliveryError(error.message, "rate-limited", error.retryAfterMs);
