@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 import "./quiet-deprecations.js";
-import { readFileSync } from "node:fs";
-import type { ConnectionOptions } from "node:tls";
 import { parseArgs } from "node:util";
 import { LdapDirectory } from "./auth/ldap-directory.js";
 import { YamlDirectory } from "./auth/yaml-directory.js";
@@ -10,6 +8,7 @@ import { SystemClock, systemClock, type Clock } from "./clock.js";
 import { ConfigError, loadConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { createLogger } from "./log.js";
+import { tlsConnectOptions } from "./backends/tls.js";
 import { StoppedAsStandby, startMajordome, type Majordome } from "./app.js";
 import { runSandbox } from "./sandbox/run.js";
 import { serveDoubles } from "./sandbox/standalone.js";
@@ -88,17 +87,8 @@ async function directoryFrom(config: Config): Promise<Directory> {
     cacheTtlMs: ldap.cache_ttl,
     timeoutMs: ldap.timeout,
     clock: systemClock,
-    ...(ldap.tls ? { tlsOptions: tlsOptions(ldap.tls) } : {}),
+    ...(ldap.tls ? { tlsOptions: tlsConnectOptions(ldap.tls) } : {}),
   });
-}
-
-function tlsOptions(tls: NonNullable<NonNullable<Config["ldap"]>["tls"]>): ConnectionOptions {
-  return {
-    ...(tls.ca_file ? { ca: readFileSync(tls.ca_file) } : {}),
-    ...(tls.cert_file ? { cert: readFileSync(tls.cert_file) } : {}),
-    ...(tls.key_file ? { key: readFileSync(tls.key_file) } : {}),
-    rejectUnauthorized: !tls.insecure_skip_verify,
-  };
 }
 
 /**

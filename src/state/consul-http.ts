@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
-import { Agent, request, type Dispatcher } from "undici";
+import { request, type Dispatcher } from "undici";
+import { httpAgent } from "../backends/tls.js";
 import type { ConsulOptions } from "../backends/consul-secrets.js";
 import type { Clock } from "../clock.js";
 
@@ -57,14 +57,7 @@ export class ConsulHttp {
   constructor(private readonly opts: ConsulOptions & { clock: Clock; timeoutMs: number }) {
     this.base = opts.address.replace(/\/+$/, "");
     const tls = opts.tls;
-    this.dispatcher = new Agent({
-      connect: {
-        ...(tls?.ca_file ? { ca: readFileSync(tls.ca_file) } : {}),
-        ...(tls?.cert_file ? { cert: readFileSync(tls.cert_file) } : {}),
-        ...(tls?.key_file ? { key: readFileSync(tls.key_file) } : {}),
-        rejectUnauthorized: !(tls?.insecure_skip_verify ?? false),
-      },
-    });
+    this.dispatcher = httpAgent(tls);
   }
 
   /** Any status comes back as is; only a missing answer throws (ConsulUnavailableError, or the caller's abort). */

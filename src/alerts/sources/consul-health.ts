@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
-import { Agent, fetch, type Dispatcher } from "undici";
+import { fetch, type Dispatcher } from "undici";
+import { httpAgent } from "../../backends/tls.js";
 import type { ConsulOptions } from "../../backends/consul-secrets.js";
 import type { Clock } from "../../clock.js";
 import type { Logger } from "../../log.js";
@@ -50,13 +50,7 @@ export function consulHealthApi(
   clock: Clock,
 ): HealthStateApi & { close(): Promise<void> } {
   const tls = options.tls;
-  const dispatcher: Dispatcher = new Agent({
-    connect: {
-      ...(tls?.ca_file ? { ca: readFileSync(tls.ca_file) } : {}),
-      ...(tls?.cert_file ? { cert: readFileSync(tls.cert_file) } : {}),
-      ...(tls?.key_file ? { key: readFileSync(tls.key_file) } : {}),
-      rejectUnauthorized: !(tls?.insecure_skip_verify ?? false),
-    },
+  const dispatcher: Dispatcher = httpAgent(tls, {
     // The blocking query is bounded by our own timer below.
     headersTimeout: 0,
     bodyTimeout: 0,

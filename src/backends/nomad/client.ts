@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
-import { Agent, fetch, request, type Dispatcher, type Response } from "undici";
+import { fetch, request, type Dispatcher, type Response } from "undici";
+import { httpAgent } from "../tls.js";
 import type { Clock } from "../../clock.js";
 import { lookupNode } from "./nodes.js";
 import type {
@@ -58,14 +58,7 @@ export class NomadClient {
 
   constructor(private readonly opts: NomadClientOptions) {
     const tls = opts.tls;
-    this.dispatcher = new Agent({
-      connect: {
-        ...(tls?.ca_file ? { ca: readFileSync(tls.ca_file) } : {}),
-        ...(tls?.cert_file ? { cert: readFileSync(tls.cert_file) } : {}),
-        ...(tls?.key_file ? { key: readFileSync(tls.key_file) } : {}),
-        rejectUnauthorized: !(tls?.insecure_skip_verify ?? false),
-      },
-    });
+    this.dispatcher = httpAgent(tls);
   }
 
   parse(hcl: string, variables?: Record<string, string>): Promise<Job> {

@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
-import { Agent, fetch, type Dispatcher } from "undici";
+import { fetch, type Dispatcher } from "undici";
+import { httpAgent } from "../tls.js";
 import type { Clock } from "../../clock.js";
 import { isLosslessObject, parseLossless, toBigInt, type LosslessValue } from "./lossless.js";
 
@@ -56,14 +56,7 @@ export class RawConsulKv implements StolonKv {
 
   constructor(private readonly opts: RawConsulKvOptions) {
     const tls = opts.tls;
-    this.dispatcher = new Agent({
-      connect: {
-        ...(tls?.ca_file ? { ca: readFileSync(tls.ca_file) } : {}),
-        ...(tls?.cert_file ? { cert: readFileSync(tls.cert_file) } : {}),
-        ...(tls?.key_file ? { key: readFileSync(tls.key_file) } : {}),
-        rejectUnauthorized: !(tls?.insecure_skip_verify ?? false),
-      },
-    });
+    this.dispatcher = httpAgent(tls);
   }
 
   async get(key: string, opts: ReadOptions = {}): Promise<KvRead<KvEntry | undefined>> {
