@@ -6,6 +6,7 @@ import { benchDeploy } from "./deploy.js";
 import { benchFoundation } from "./foundation.js";
 import { benchProvisioning } from "./provisioning.js";
 import { benchPostgresPrimitives } from "./postgres.js";
+import { benchTakeover } from "./takeover.js";
 
 interface Target {
   figure: string;
@@ -42,6 +43,7 @@ const SECTIONS: Array<[string, () => Promise<Record<string, number>>]> = [
   ["deploy: !deploy of a 3-group job through the Nomad double", benchDeploy],
   ["provisioning: !db create on a real PostgreSQL, !bucket create on the doubles", benchProvisioning],
   ["postgres: provisioning primitives on a real PostgreSQL", benchPostgresPrimitives],
+  ["takeover: SIGKILL of the leader until the standby answers (Consul waits shown apart)", benchTakeover],
   ["alerts: event throughput, a 500-allocation node storm, critical latency", benchAlerts],
 ];
 
