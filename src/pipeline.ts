@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Clock } from "./clock.js";
-import { Approvals, type ApprovalRequest, type RequestStatus } from "./auth/approvals.js";
+import { Approvals, threadOf, type ApprovalRequest, type RequestStatus } from "./auth/approvals.js";
 import { digestOf } from "./auth/digest.js";
 import { DirectoryUnavailableError } from "./auth/directory.js";
 import { inGroups } from "./auth/policy.js";
@@ -228,6 +228,7 @@ export class Pipeline {
         approval: decision.approval,
         summary: plan.summary,
         digest: digestOf(plan.facts),
+        ...(threadRoot ? { threadRoot } : {}),
       });
       return finish(spec.name, "approval");
     }
@@ -291,7 +292,7 @@ export class Pipeline {
     const target: AnswerTarget = {
       roomId: request.roomId,
       idPrefix: `${request.id}#run`,
-      threadRoot: request.messageId,
+      threadRoot: threadOf(request),
     };
     const invocation = this.context(spec, identity, target, request.createdAt);
     const plan = await this.planOrRefuse(spec, invocation, request.args, request.line);

@@ -60,7 +60,8 @@ export function renderIncident(incident: Incident, now: number, silence?: Silenc
       `Affected: ${total} (${kinds}${incident.overflow ? `, ${incident.overflow} more not itemized` : ""})` +
         (incident.state === "firing" ? ` · ${firing.length} still failing` : ""),
     );
-    const listed = (absorbed.length ? absorbed : members).slice(-5).map(memberLabel);
+    // One line per thing: an allocation that failed several ways is one of the affected.
+    const listed = [...new Set((absorbed.length ? absorbed : members).map(memberLabel))].slice(-5);
     lines.push(`Latest: ${listed.join(", ")}`);
   }
   if (incident.events > 1) lines.push(`${incident.events} events.`);

@@ -23,7 +23,9 @@ export const DEFAULT_RULES: RuleSet = {
   "node-draining": { enabled: true, severity: "info", holdMs: 0 },
   "node-ineligible": { enabled: true, severity: "info", holdMs: 0 },
   "check-critical": { enabled: true, severity: "critical", holdMs: 60_000 },
-  "stolon-master-changed": { enabled: true, severity: "warning", holdMs: 0 },
+  // Critical so it goes out at once: the new master is healthy within seconds, and a warning resolved
+  // within the group wait is never announced, yet everyone must hear that the database moved.
+  "stolon-master-changed": { enabled: true, severity: "critical", holdMs: 0 },
   "keeper-gone": { enabled: true, severity: "critical", holdMs: 0 },
   "backend-unreachable": { enabled: true, severity: "critical", holdMs: 0 },
 };

@@ -36,6 +36,11 @@ export interface ApprovalRequest {
   digest: string;
   /** The request message (local ID; its event ID once sent). */
   messageId: string;
+  /**
+   * The thread the request was asked in (a suggested action taken by reaction on an incident): the
+   * request and what is said about it go there, since a thread cannot start inside another.
+   */
+  threadRoot?: string;
   eventId?: string;
   status: RequestStatus;
   /** Counted reactions by reaction event ID. */
@@ -77,6 +82,7 @@ export type NewRequest = Pick<
   | "policyKeys"
   | "summary"
   | "digest"
+  | "threadRoot"
 > & { approval: ApprovalRule };
 
 /**
@@ -108,6 +114,7 @@ export class Approvals {
       summary: input.summary,
       digest: input.digest,
       messageId: `${input.id}#request`,
+      ...(input.threadRoot ? { threadRoot: input.threadRoot } : {}),
       status: "pending",
       votes: {},
     };
@@ -117,7 +124,7 @@ export class Approvals {
     }
     await outbox.send(request.roomId, this.render(request), {
       id: request.messageId,
-      replyTo: request.commandEventId,
+      ...(request.threadRoot ? { threadRoot: request.threadRoot } : { replyTo: request.commandEventId }),
     });
     await outbox.react(request.roomId, request.messageId, APPROVE, { id: `${request.id}#offer-approve` });
     await outbox.react(request.roomId, request.messageId, REJECT, { id: `${request.id}#offer-reject` });
@@ -383,7 +390,7 @@ export class Approvals {
   }
 
   private async say(request: ApprovalRequest, text: string): Promise<void> {
-    await this.deps.outbox.send(request.roomId, { markdown: text }, { threadRoot: request.messageId });
+    await this.deps.outbox.send(request.roomId, { markdown: text }, { threadRoot: threadOf(request) });
   }
 
   private edit(request: ApprovalRequest, status: string): Promise<void> {
@@ -421,4 +428,9 @@ function distinctApprovers(request: ApprovalRequest): string[] {
     .filter((v) => v.vote === "approve" && (request.selfApproval || v.sender !== request.requester))
     .map((v) => v.sender);
   return [...new Set(senders)].sort();
+}
+
+/** Where what is said about a request goes: the request's own thread, or the thread it was asked in. */
+export function threadOf(request: ApprovalRequest): string {
+  return request.threadRoot ?? request.messageId;
 }

@@ -31,7 +31,12 @@ const GARAGE_TOKEN = "sandbox-admin-token";
 
 export async function startSandboxCluster(clock: Clock, speed: number): Promise<SandboxCluster> {
   // A step of the simulated scheduler: a placement, a start, a health check, in simulated time.
-  const nomad = await startNomadDouble({ stepMs: Math.max(1, 500 / speed), now: () => clock.now() });
+  // Heartbeats at Nomad's 30 s of simulated time: the event stream's watchdog runs on that clock.
+  const nomad = await startNomadDouble({
+    stepMs: Math.max(1, 500 / speed),
+    now: () => clock.now(),
+    heartbeatMs: Math.max(10, 30_000 / speed),
+  });
   nomad.failNextPlacement("broken", "app", "image-pull");
   const consul = await startConsulDouble({ now: () => clock.now() });
   const stolon = await startStolonDouble({ consulUrl: consul.url, clock });

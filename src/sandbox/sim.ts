@@ -49,6 +49,25 @@ export function simControls(cluster: SandboxCluster, clock: SystemClock): (line:
           ? (nomad.failAllocation(target, code ? Number(code) : 1), `a task of ${target} exited`)
           : usageOf("crash"),
     },
+    "restart-loop": {
+      usage: "restart-loop <job|alloc> [times]",
+      help: "a running allocation's task crashes and is restarted, 5 times by default (try the flaky job)",
+      run: ([target, times]) => {
+        const count = times === undefined ? 5 : Number(times);
+        if (!target || !Number.isInteger(count) || count < 1 || count > 50) return usageOf("restart-loop");
+        nomad.restartLoop(target, count);
+        return `a task of ${target} crashes ${count} times, restarted each time as its restart policy allows`;
+      },
+    },
+    "deployment-fail": {
+      usage: "deployment-fail <job>",
+      help: "someone else runs a new version of the job whose image does not exist: its deployment fails",
+      run: ([job]) => {
+        if (!job) return usageOf("deployment-fail");
+        const version = nomad.failDeployment(job);
+        return `version ${version} of ${job} registered outside majordome, with an image that cannot be pulled`;
+      },
+    },
     node: {
       usage: "node <down|up> <name>",
       help: "take a node down (its allocations are lost and rescheduled) or bring it back",
@@ -59,14 +78,63 @@ export function simControls(cluster: SandboxCluster, clock: SystemClock): (line:
         return `node ${name} is ${state}`;
       },
     },
+    drain: {
+      usage: "drain <node> [off]",
+      help: "someone else drains a node (no deadline), or cancels its drain (it stays ineligible)",
+      run: ([node, off]) => {
+        if (!node || (off !== undefined && off !== "off")) return usageOf("drain");
+        if (off) nomad.cancelDrain(node);
+        else nomad.drainNode(node);
+        return off ? `the drain of ${node} is cancelled` : `${node} is draining`;
+      },
+    },
+    eligibility: {
+      usage: "eligibility <node> <on|off>",
+      help: "mark a node eligible or ineligible for new allocations",
+      run: ([node, state]) => {
+        if (!node || (state !== "on" && state !== "off")) return usageOf("eligibility");
+        nomad.setEligibility(node, state === "on");
+        return `${node} is ${state === "on" ? "eligible" : "ineligible"} for new allocations`;
+      },
+    },
+    burst: {
+      usage: "burst <node> <n>",
+      help: "an alert storm: n small allocations are placed on the node, then it goes down",
+      run: async ([node, n]) => {
+        const count = Number(n);
+        if (!node || !Number.isInteger(count) || count < 1 || count > 2000) return usageOf("burst");
+        await nomad.burst(node, count);
+        return `${count} allocations of storm-${node} ran on ${node}, and ${node} is down`;
+      },
+    },
     check: {
-      usage: "check <service> <passing|warning|critical>",
-      help: "set a Consul health check's status",
-      run: ([service, status]) => {
+      usage: "check <service> <passing|warning|critical> [node]",
+      help: "set a Consul health check's status (registered on the node, node-1 by default, if new)",
+      run: ([service, status, node = "node-1"]) => {
         if (!service || (status !== "passing" && status !== "warning" && status !== "critical"))
           return usageOf("check");
-        consul.setCheck(`service:${service}`, status);
-        return `check service:${service} is ${status}`;
+        const checkId = `service:${service}`;
+        try {
+          consul.setCheck(checkId, status);
+        } catch (error) {
+          if (!/no check/.test((error as Error).message)) throw error;
+          // Not registered yet: as Nomad would register a job's service and its check.
+          consul.registerService({
+            node,
+            service,
+            checks: [{ checkId, name: `${service} health`, status }],
+          });
+        }
+        return `check ${checkId} is ${status}`;
+      },
+    },
+    consul: {
+      usage: "consul <down|up>",
+      help: "Consul stops answering (majordome says so after a minute), or answers again",
+      run: ([state]) => {
+        if (state !== "down" && state !== "up") return usageOf("consul");
+        consul.unavailable(state === "down");
+        return `Consul is ${state === "down" ? "unreachable" : "reachable again"}`;
       },
     },
     keeper: {
@@ -117,7 +185,7 @@ export function simControls(cluster: SandboxCluster, clock: SystemClock): (line:
         "sim: controls drive the simulated cluster:",
         ...Object.values(controls).map((c) => `  sim: ${c.usage.padEnd(52)} ${c.help}`),
         `Simulated time runs ${clock.speed}× real time (majordome sandbox --speed N); "sleep N" waits N simulated seconds.`,
-        "Jobs to deploy: web (healthy), worker (three groups), broken (its image cannot be pulled).",
+        "Jobs to deploy: web (healthy), worker (three groups), broken (its image cannot be pulled), flaky (restarts up to 10 times).",
       ].join("\n");
     }
     const control = controls[name];

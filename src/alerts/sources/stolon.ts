@@ -86,6 +86,12 @@ class ClusterWatch {
   private readonly infoSeen = new Map<string, { modifyIndex: bigint; changedAt: number }>();
   /** The cluster data as last read (a read that timed out brings none). */
   private lastClusterData: KvEntry | undefined;
+  /**
+   * When reading resumed after failing: what happened to the keys meanwhile was not seen, so a keeper
+   * is only judged on what it does from then on (Consul itself coming back may have dropped the
+   * keepers' sessions, and their info keys are back a round later).
+   */
+  private watchingSince = -Infinity;
 
   constructor(
     private readonly cluster: string,
@@ -112,6 +118,7 @@ class ClusterWatch {
         // Wake up at least this often, so a keeper that stops reporting is noticed on a quiet cluster.
         const waitMs = Math.max(1000, Math.floor(this.opts.keeperGoneAfterMs / 2));
         const read = await this.readUntil(clock.now() + waitMs, index, waitMs);
+        if (failing) this.watchingSince = clock.now();
         if (read) {
           // An index that goes backwards (a Consul restore, tombstones reaped) starts over from 0.
           index = read.index < index ? 0n : read.index;
@@ -219,16 +226,17 @@ class ClusterWatch {
 
     const inClusterData = new Set(view ? Object.keys(view.keepers) : []);
     const keepers = new Set([...inClusterData, ...this.infoSeen.keys(), ...next.gone]);
+    const goneAfter = this.opts.keeperGoneAfterMs;
     for (const uid of [...keepers].sort()) {
       const seen = this.infoSeen.get(uid);
-      const silentFor = seen ? now - seen.changedAt : undefined;
-      const reporting = silentFor !== undefined && silentFor < this.opts.keeperGoneAfterMs;
+      const reporting = seen !== undefined && now - seen.changedAt < goneAfter;
+      const silent = now - Math.max(seen?.changedAt ?? -Infinity, this.watchingSince) >= goneAfter;
       const wasGone = next.gone.includes(uid);
-      if (!wasGone && view && inClusterData.has(uid) && !reporting) {
+      if (!wasGone && view && inClusterData.has(uid) && silent) {
         const why =
-          silentFor === undefined
+          seen === undefined
             ? "its info key is gone: the keeper stopped reporting"
-            : `its info key has not been updated for ${Math.round(silentFor / 1000)} s`;
+            : `its info key has not been updated for ${Math.round((now - seen.changedAt) / 1000)} s`;
         signals.push(this.signalOf("keeper-gone", "firing", uid, now, why, `keeper/${uid}/gone@${now}`));
         next.gone.push(uid);
       } else if (wasGone && (reporting || (view && !inClusterData.has(uid)))) {

@@ -30,7 +30,15 @@ import type { Allocation, FailureKind, Task, TaskState } from "./types.js";
  */
 export class ClientSim {
   /** The failure each allocation was placed with (decided when its client receives it). */
-  private readonly failures = new Map<string, { kind: FailureKind; exitCode: number }>();
+  private readonly failures = new Map<
+    string,
+    {
+      kind: FailureKind;
+      exitCode: number;
+      /** Crashes still to come (undefined: until the restart policy gives up). */
+      remaining?: number;
+    }
+  >();
 
   constructor(private readonly cluster: Cluster) {}
 
@@ -76,6 +84,16 @@ export class ClientSim {
   /** The main task keeps exiting with `exitCode` until its restart policy gives up. */
   failAllocation(allocId: string, exitCode: number): void {
     this.failures.set(allocId, { kind: "crash-loop", exitCode });
+    this.exit(allocId, exitCode, `Docker container exited with non-zero exit code: ${exitCode}`, false);
+  }
+
+  /**
+   * The main task exits `times` times in a row, each exit restarted as its restart policy allows, then
+   * runs on: a restart loop (with fewer policy attempts than `times`, the allocation fails instead).
+   */
+  crashTimes(allocId: string, times: number, exitCode: number): void {
+    if (times < 1) return;
+    this.failures.set(allocId, { kind: "crash-loop", exitCode, remaining: times - 1 });
     this.exit(allocId, exitCode, `Docker container exited with non-zero exit code: ${exitCode}`, false);
   }
 
@@ -171,6 +189,13 @@ export class ClientSim {
   private crashByFailure(allocId: string): void {
     const failure = this.failures.get(allocId);
     if (failure === undefined) return;
+    if (failure.remaining !== undefined) {
+      if (failure.remaining <= 0) {
+        this.failures.delete(allocId);
+        return;
+      }
+      failure.remaining -= 1;
+    }
     if (failure.kind === "oom") this.exit(allocId, 137, "OOM Killed", true);
     else
       this.exit(

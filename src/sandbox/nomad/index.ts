@@ -1,5 +1,8 @@
 import { closeServer, listenOn } from "../listen.js";
 import { createServer, type Server } from "node:http";
+import { canonicalizeJob } from "./canonical.js";
+import { copy } from "./json.js";
+import { parseJobHcl } from "./parse.js";
 import { createListener, GET, type Route } from "./http.js";
 import { defaultNodes } from "./nodes.js";
 import { allocRoutes } from "./routes-allocs.js";
@@ -46,9 +49,26 @@ export interface NomadDouble {
   oomKill(allocIdPrefixOrJob: string): void;
   /** A running allocation's main task exits with `exitCode` until its restart policy gives up. */
   failAllocation(allocIdPrefixOrJob: string, exitCode?: number): void;
+  /** The main task exits `times` times, each time restarted as its restart policy allows, then runs on. */
+  restartLoop(allocIdPrefixOrJob: string, times: number, exitCode?: number): void;
+  /**
+   * A new version of the job is registered from outside (as an operator running `nomad job run`), with
+   * images the simulated registry does not have: its deployment fails. Returns the new version.
+   */
+  failDeployment(job: string): number;
   /** Node status down: its allocations are lost and rescheduled elsewhere. */
   nodeDown(nodeName: string): void;
   nodeUp(nodeName: string): void;
+  /** A drain from outside (no deadline: the drainer moves allocations by each group's migrate stanza). */
+  drainNode(nodeName: string): void;
+  /** Cancels a drain; the node stays ineligible until `setEligibility(name, true)`. */
+  cancelDrain(nodeName: string): void;
+  setEligibility(nodeName: string, eligible: boolean): void;
+  /**
+   * A storm: a job (`storm-<node>`) of `count` small allocations pinned to the node is placed, and once
+   * they run the node goes down. Resolves when the node is down.
+   */
+  burst(nodeName: string, count: number): Promise<void>;
   /** Ends every open event stream (as a restarting server or proxy would). */
   cutEventStreams(): void;
   /** Makes the event stream misbehave until set back to "none" (see StreamFault). */
@@ -125,8 +145,59 @@ class NomadDoubleServer implements NomadDouble {
     this.sim.client.failAllocation(this.sim.runningAlloc(allocIdPrefixOrJob).ID, exitCode);
   }
 
+  restartLoop(allocIdPrefixOrJob: string, times: number, exitCode = 1): void {
+    this.sim.client.crashTimes(this.sim.runningAlloc(allocIdPrefixOrJob).ID, times, exitCode);
+  }
+
+  failDeployment(jobId: string): number {
+    const current = [...this.sim.store.jobs.values()].find((j) => j.ID === jobId && !j.Stop);
+    if (current === undefined) throw new Error(`nomad double: no running job "${jobId}"`);
+    const job = copy(current);
+    for (const task of (job.TaskGroups ?? []).flatMap((g) => g.Tasks)) {
+      const image = typeof task.Config.image === "string" ? task.Config.image : task.Name;
+      // The simulated registry has no image whose name says it does not exist (see ClientSim).
+      task.Config.image = image.includes("does-not-exist") ? image : `${image}-does-not-exist`;
+    }
+    this.sim.jobs.register(job, {
+      enforceIndex: false,
+      jobModifyIndex: 0,
+      submission: undefined,
+      preserveCounts: true,
+    });
+    return current.Version + 1;
+  }
+
   nodeDown(nodeName: string): void {
     this.sim.nodeService.setStatus(this.sim.nodeByName(nodeName), "down");
+  }
+
+  drainNode(nodeName: string): void {
+    this.sim.nodeService.drain(this.sim.nodeByName(nodeName), {
+      deadlineNs: 0,
+      ignoreSystemJobs: false,
+      markEligible: false,
+      meta: null,
+    });
+  }
+
+  cancelDrain(nodeName: string): void {
+    this.sim.nodeService.drain(this.sim.nodeByName(nodeName), undefined);
+  }
+
+  setEligibility(nodeName: string, eligible: boolean): void {
+    this.sim.nodeService.setEligibility(this.sim.nodeByName(nodeName), eligible ? "eligible" : "ineligible");
+  }
+
+  async burst(nodeName: string, count: number): Promise<void> {
+    const node = this.sim.nodeByName(nodeName);
+    const parsed = await parseJobHcl(stormJob(`storm-${node.Name}`, node.Name, count), undefined);
+    const job = canonicalizeJob(parsed);
+    this.sim.jobs.register(
+      { ...job, Namespace: job.Namespace || "default", Region: this.sim.region },
+      { enforceIndex: false, jobModifyIndex: 0, submission: undefined, preserveCounts: false },
+    );
+    await this.settle();
+    this.nodeDown(node.Name);
   }
 
   nodeUp(nodeName: string): void {
@@ -159,3 +230,27 @@ class NomadDoubleServer implements NomadDouble {
     await closeServer(this.server);
   }
 }
+
+/** Allocations small enough for hundreds on one node, all pinned to it. */
+const stormJob = (id: string, node: string, count: number) => `job "${id}" {
+  datacenters = ["*"]
+  type        = "service"
+  constraint {
+    attribute = "\${node.unique.name}"
+    value     = "${node}"
+  }
+  group "app" {
+    count = ${count}
+    task "app" {
+      driver = "docker"
+      config {
+        image = "example/storm:1"
+      }
+      resources {
+        cpu    = 1
+        memory = 1
+      }
+    }
+  }
+}
+`;
