@@ -189,6 +189,12 @@ export class AlertEngine {
       return;
     }
     this.apply(signal);
+    // Told at the next turn of the event loop, not at the source's next checkpoint: everything a
+    // burst changed in the meantime goes in one batch.
+    if (this.dirty.size > 0 || this.touched.size > 0)
+      void this.flush().catch((error: unknown) =>
+        this.deps.log.error({ err: error }, "could not store incidents"),
+      );
   }
 
   /** Allocation failures of a deployment majordome is following go to its progress thread. */
