@@ -38,9 +38,14 @@ abstract class BaseClock implements Clock {
 export class SystemClock extends BaseClock {
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private nextId = 1;
-  private readonly origin = Date.now();
-
-  constructor(readonly speed = 1) {
+  /**
+   * `origin`: the real moment from which time runs `speed` times faster. Processes given the same origin
+   * tell the same time (several sped-up majordome instances in a test).
+   */
+  constructor(
+    readonly speed = 1,
+    private readonly origin = Date.now(),
+  ) {
     super();
     if (!(speed > 0)) throw new Error(`clock speed must be positive, got ${speed}`);
   }

@@ -10,8 +10,6 @@ import type { Config } from "./config/schema.js";
 import { createLogger } from "./log.js";
 import { tlsConnectOptions } from "./backends/tls.js";
 import { StoppedAsStandby, startMajordome, type Majordome } from "./app.js";
-import { runSandbox } from "./sandbox/run.js";
-import { serveDoubles } from "./sandbox/standalone.js";
 
 /** Exit code of an instance that lost the leader lock (EX_TEMPFAIL: Nomad restarts it). */
 const DEMOTED_EXIT_CODE = 75;
@@ -94,14 +92,18 @@ async function directoryFrom(config: Config): Promise<Directory> {
 /**
  * For tests only: MAJORDOME_CLOCK_SPEED=N runs majordome's clock N times faster than real time. Consul
  * refuses session TTLs under 10 s; a test runs the Consul double with timeScale 1/N and majordome at N,
- * so that TTLs and lock delays pass in a fraction of a second on both sides.
+ * so that TTLs and lock delays pass in a fraction of a second on both sides. MAJORDOME_CLOCK_ORIGIN (ms
+ * since the epoch) makes several such processes tell the same time.
  */
 function clockFromEnv(): Clock {
   const raw = process.env.MAJORDOME_CLOCK_SPEED;
   if (raw === undefined || raw === "") return systemClock;
   const speed = Number(raw);
   if (!(speed > 0)) throw new Error(`MAJORDOME_CLOCK_SPEED must be a positive number, got "${raw}"`);
-  return new SystemClock(speed);
+  const origin = Number(process.env.MAJORDOME_CLOCK_ORIGIN ?? Date.now());
+  if (!Number.isFinite(origin))
+    throw new Error("MAJORDOME_CLOCK_ORIGIN must be milliseconds since the epoch");
+  return new SystemClock(speed, origin);
 }
 
 async function run(path: string): Promise<number> {
@@ -165,6 +167,8 @@ async function sandbox(args: string[]): Promise<number> {
       "majordome sandbox — type as a user, e.g. `alice: !help`, `bob: +✅ 3`, `sim: help`; Ctrl-D to quit.\n",
     );
   }
+  // The doubles load only for the sandbox and `doubles`: `run` never pays for them.
+  const { runSandbox } = await import("./sandbox/run.js");
   await runSandbox({
     input: process.stdin,
     output: process.stdout,
@@ -189,6 +193,7 @@ async function doubles(args: string[]): Promise<number> {
     return 2;
   }
   const portsFile = values["ports-file"];
+  const { serveDoubles } = await import("./sandbox/standalone.js");
   await serveDoubles({ speed, ...(portsFile ? { portsFile } : {}) }, (line) =>
     process.stdout.write(line + "\n"),
   );

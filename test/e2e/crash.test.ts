@@ -17,6 +17,7 @@ import {
   Lane,
   SCENARIOS,
   seededRandom,
+  STORM_NODES,
   shuffled,
   type KillPoint,
   type LaneBackends,
@@ -31,7 +32,8 @@ const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31
 /** CRASH_SCENARIO="db create" runs one scenario's kill points (to look into a failure faster). */
 const ONLY = process.env.CRASH_SCENARIO;
 /** Random kill points per scenario, on top of its named ones. */
-const RANDOM_PER_SCENARIO = 8;
+const RANDOM_PER_SCENARIO = 7;
+/** Lanes for everything but the alert storm, which has one of its own. */
 const LANES: Array<"restart" | "takeover"> = ["restart", "takeover", "restart"];
 const GARAGE_TOKEN = "crash-harness-admin-token";
 
@@ -58,16 +60,17 @@ afterAll(async () => {
   await pg?.stop();
 });
 
-async function backends(): Promise<LaneBackends> {
+/** The shared backends behind proxies of the lane's own, and `cluster` as its Nomad. */
+async function backends(cluster: NomadDouble): Promise<LaneBackends> {
   const jobsDir = await mkdtemp(join(tmpdir(), "majordome-crash-jobs-"));
   await cp(join(repoRoot(), "src", "sandbox", "jobs"), jobsDir, { recursive: true });
   const nomadProxy = await startRecordingProxy(
-    nomad.url,
+    cluster.url,
     (method, path) => method === "POST" && path.startsWith("/v1/jobs"),
   );
   const garageProxy = await startRecordingProxy(garage.adminUrl, (method) => method === "POST");
   proxies.push(nomadProxy, garageProxy);
-  return { nomad, nomadProxy, garage, garageProxy, garageToken: GARAGE_TOKEN, pg, jobsDir };
+  return { nomad: cluster, nomadProxy, garage, garageProxy, garageToken: GARAGE_TOKEN, pg, jobsDir };
 }
 
 /** Every named point of every scenario, and seeded random ones: a delay, or the n-th message sent. */
@@ -123,15 +126,25 @@ describe("crash harness", () => {
   it("≥ 50 kills: nothing ran twice, nothing lost, nothing half-made, every command ended visibly", async () => {
     console.log(`crash harness seed ${SEED} (CRASH_SEED=${SEED} replays these kill points)`);
     const plan = killPlan(seededRandom(SEED));
+    const general = plan.filter((trial) => !trial.scenario.alerts);
     const lanes = await Promise.all(
-      LANES.map(async (mode, i) => Lane.start(String.fromCharCode(97 + i), mode, await backends())),
+      LANES.map(async (mode, i) => Lane.start(String.fromCharCode(97 + i), mode, await backends(nomad))),
     );
+    // Incidents come from Nomad's whole event stream: the storm has a Nomad of its own.
+    const stormNomad = await startNomadDouble({ stepMs: 5, nodes: STORM_NODES });
+    const stormLane = await Lane.start("s", "restart", await backends(stormNomad), { alerts: true });
+    const work: Array<[Lane, typeof plan]> = [
+      ...lanes.map((lane, i): [Lane, typeof plan] => [
+        lane,
+        general.filter((_, k) => k % lanes.length === i),
+      ]),
+      [stormLane, plan.filter((trial) => trial.scenario.alerts)],
+    ];
     const results: TrialResult[] = [];
     try {
       await Promise.all(
-        lanes.map(async (lane, i) => {
-          for (let k = i; k < plan.length; k += lanes.length) {
-            const { scenario, kill } = plan[k]!;
+        work.map(async ([lane, trials]) => {
+          for (const { scenario, kill } of trials) {
             const result = await lane.run(scenario, kill);
             results.push(result);
             console.log(
@@ -142,7 +155,8 @@ describe("crash harness", () => {
         }),
       );
     } finally {
-      await Promise.all(lanes.map((lane) => lane.close()));
+      await Promise.all([...lanes, stormLane].map((lane) => lane.close()));
+      await stormNomad.close();
     }
     console.log(`\n${summary(results)}\n`);
     const problems = results.flatMap((r) =>

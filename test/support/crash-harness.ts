@@ -105,6 +105,8 @@ export interface Scenario {
   readonly messages: number;
   /** Random delays are drawn in [0, window) ms after `act`. */
   readonly windowMs: number;
+  /** Runs in a lane whose instances post incidents (alerts on, a Nomad double of its own). */
+  readonly alerts?: boolean;
   /** Unarmed set-up (a job to stop, a request to approve). */
   prepare?(t: TrialContext): Promise<void>;
   /** What the kill interrupts. */
@@ -148,9 +150,18 @@ export class Lane {
     private readonly dir: string,
   ) {}
 
-  static async start(id: string, mode: "restart" | "takeover", backends: LaneBackends): Promise<Lane> {
+  static async start(
+    id: string,
+    mode: "restart" | "takeover",
+    backends: LaneBackends,
+    opts: { alerts?: boolean } = {},
+  ): Promise<Lane> {
     const fleet = await startFleet({
       leader: mode === "takeover",
+      // Only the leader lock needs time sped up (Consul's 10 s minimum TTL); a restart runs in real time.
+      speed: mode === "takeover" ? 10 : 1,
+      // Incidents come quickly (group_wait) and are posted in the room.
+      ...(opts.alerts ? { alerts: { enabled: true, group_wait: "1s", group_interval: "5s" } } : {}),
       sections: {
         nomad: { address: backends.nomadProxy.url, jobs_dir: backends.jobsDir },
         garage: {
@@ -247,11 +258,23 @@ export class Lane {
         console.log(`not reached ${describeKill(kill)}:`, t.state, answersTo(t, t.state.command ?? ""));
       }
     }
-    if (killed) {
-      await this.recover();
-      await scenario.finish(t).catch(() => undefined);
-    }
+    const diedAt = Date.now();
+    if (killed) await this.recover();
+    const recoveredAt = Date.now();
+    if (killed) await scenario.finish(t).catch(() => undefined);
+    const finishedAt = Date.now();
     const findings = await scenario.check(t);
+    if (process.env.CRASH_VERBOSE) {
+      const phases = [
+        diedAt - started,
+        recoveredAt - diedAt,
+        finishedAt - recoveredAt,
+        Date.now() - finishedAt,
+      ];
+      console.log(
+        `${scenario.name} at ${describeKill(kill)}: act→kill, recovery, finish, check: ${phases.join(", ")} ms`,
+      );
+    }
     const found = [...findings.doubles, ...findings.losses, ...findings.halfMade];
     if (found.length > 0 && process.env.CRASH_VERBOSE) {
       const events = this.world.hs.timeline(this.world.roomId);
@@ -573,8 +596,13 @@ export const deploy: Scenario = {
 const REQUEST_END = /\*\*(Done|Failed|Not run|Rejected|Expired)\*\*/;
 
 /** A job that runs, registered straight in the Nomad double from web.hcl, so that `!stop` has something to stop. */
-export async function runningJob(nomad: NomadDouble, jobsDir: string, job: string): Promise<void> {
-  const hcl = (await readFile(join(jobsDir, "web.hcl"), "utf8")).replace('job "web"', `job "${job}"`);
+export async function runningJob(
+  nomad: NomadDouble,
+  jobsDir: string,
+  job: string,
+  file = "web.hcl",
+): Promise<void> {
+  const hcl = (await readFile(join(jobsDir, file), "utf8")).replace('job "web"', `job "${job}"`);
   const parsed = await fetch(`${nomad.url}/v1/jobs/parse`, {
     method: "POST",
     body: JSON.stringify({ JobHCL: hcl, Canonicalize: true }),
@@ -690,4 +718,113 @@ export const approvalArriving: Scenario = {
   check: checkApproval,
 };
 
-export const SCENARIOS: Scenario[] = [pendingApproval, approvalArriving, deploy, dbCreate, bucketCreate];
+// -- an alert storm --------------------------------------------------------------------------------
+
+const STORM_JOB = "storm";
+/** Nodes of the storm's Nomad double: each trial takes one down that no trial took down before. */
+export const STORM_NODES = Array.from({ length: 16 }, (_, i) => ({ name: `node-${i + 1}` }));
+const downed = new WeakMap<Lane, Set<string>>();
+
+/** The node never taken down that runs most of the storm job's allocations. */
+async function nodeToTakeDown(t: TrialContext): Promise<string> {
+  const used = downed.get(t.lane) ?? new Set<string>();
+  downed.set(t.lane, used);
+  const res = await fetch(`${t.lane.backends.nomad.url}/v1/job/${STORM_JOB}/allocations`);
+  const allocs = (await res.json()) as Array<{ NodeName?: string; ClientStatus?: string }>;
+  const load = new Map<string, number>();
+  for (const a of allocs) {
+    if (a.ClientStatus === "running" && a.NodeName) load.set(a.NodeName, (load.get(a.NodeName) ?? 0) + 1);
+  }
+  const candidates = STORM_NODES.map((n) => n.name).filter((n) => !used.has(n));
+  const node = candidates.sort((a, b) => (load.get(b) ?? 0) - (load.get(a) ?? 0))[0];
+  if (!node) throw new Error("no node left to take down: give the storm's Nomad double more nodes");
+  used.add(node);
+  return node;
+}
+
+/** Bot messages (not edits) that open an incident, with their first line. */
+function incidentMessages(t: TrialContext): ClientEvent[] {
+  return botMessages(t).filter(
+    (e) => relationOf(e)?.rel_type !== "m.replace" && /— incident `[^`]+`/.test(textOf(e)),
+  );
+}
+
+const incidentId = (text: string) => /— incident `([^`]+)`/.exec(text)?.[1];
+const titleLine = (text: string) => text.split("\n")[0]!.replace(/ — firing since.*$/, "");
+
+/**
+ * A node goes down under a job with six allocations while others are OOM-killed: a burst of events on
+ * Nomad's stream, grouped into incidents. Killed while they are being posted, the next instance must
+ * announce what the dead one had not, and nothing twice.
+ */
+export const alertStorm: Scenario = {
+  name: "alert storm",
+  namedPoints: ["message-sent#1", "message-sent#2", "message-sent#3"],
+  messages: 3,
+  // The whole storm is posted within tens of milliseconds.
+  windowMs: 60,
+  alerts: true,
+  async prepare(t) {
+    const { nomad, jobsDir } = t.lane.backends;
+    if (!nomad.jobs().includes(STORM_JOB)) {
+      const hcl = (await readFile(join(jobsDir, "web.hcl"), "utf8")).replace("count = 2", "count = 6");
+      await writeFile(join(jobsDir, `${STORM_JOB}.hcl`), hcl.replace('job "web"', `job "${STORM_JOB}"`));
+      await runningJob(nomad, jobsDir, STORM_JOB, `${STORM_JOB}.hcl`);
+    }
+    t.state.node = await nodeToTakeDown(t);
+    t.state.before = String(incidentMessages(t).length);
+  },
+  async act(t) {
+    const { nomad } = t.lane.backends;
+    nomad.nodeDown(t.state.node!);
+    for (let i = 0; i < 3; i++) {
+      try {
+        nomad.oomKill(STORM_JOB);
+      } catch {
+        // no running allocation left to kill right now
+      }
+    }
+  },
+  async finish(t) {
+    await eventually(() => nodeDownShown(t), SETTLE_MS);
+  },
+  async check(t) {
+    const findings = none();
+    if (!nodeDownShown(t)) findings.losses.push(`no incident says node ${t.state.node} is down`);
+    const fresh = incidentMessages(t).slice(Number(t.state.before));
+    const byTitle = new Map<string, number>();
+    for (const e of fresh) byTitle.set(titleLine(textOf(e)), (byTitle.get(titleLine(textOf(e))) ?? 0) + 1);
+    for (const [title, n] of byTitle) if (n > 1) findings.doubles.push(`announced ${n} times: ${title}`);
+    const ids = new Map<string, number>();
+    for (const e of incidentMessages(t)) {
+      const id = incidentId(textOf(e));
+      if (id) ids.set(id, (ids.get(id) ?? 0) + 1);
+    }
+    for (const [id, n] of ids) if (n > 1) findings.doubles.push(`incident ${id} posted ${n} times`);
+    // The node returns and its incident resolves.
+    t.lane.backends.nomad.nodeUp(t.state.node!);
+    if (!(await eventually(() => !nodeDownShown(t), SETTLE_MS))) {
+      findings.losses.push(`node ${t.state.node} is back, and its incident still says it is down`);
+    }
+    await t.lane.backends.nomad.settle();
+    return findings;
+  },
+};
+
+/** An incident message reads, now, that the node is down (firing, not resolved). */
+function nodeDownShown(t: TrialContext): boolean {
+  const events = t.world.hs.timeline(t.world.roomId);
+  return incidentMessages(t).some((e) => {
+    const now = currentText(events, e).split("\n")[0]!.replace(/\\(.)/g, "$1");
+    return now.includes(`node ${t.state.node} is down`) && !now.includes("RESOLVED");
+  });
+}
+
+export const SCENARIOS: Scenario[] = [
+  pendingApproval,
+  approvalArriving,
+  deploy,
+  dbCreate,
+  bucketCreate,
+  alertStorm,
+];

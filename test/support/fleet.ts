@@ -24,6 +24,7 @@ export interface FleetOptions {
   /** Config sections for the backends (nomad, garage, postgres...). */
   sections?: Record<string, unknown>;
   timings?: Record<string, string>;
+  /** The alerts section (default: off); with it on, incidents go to the world's room. */
   alerts?: Record<string, unknown>;
   /** An existing room and homeserver (default: a new world). */
   world?: World;
@@ -66,6 +67,8 @@ export const LOCK_KEY = "majordome/leader";
 
 export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
   const speed = opts.speed ?? 10;
+  // Every instance's clock runs from this moment, so they all tell the same (sped-up) time.
+  const origin = Date.now();
   const world = opts.world ?? (await startWorld());
   const consul = await startConsulDouble({ timeScale: 1 / speed });
   const consulProxy = opts.recordConsul && (await startRecordingProxy(consul.url, opts.recordConsul));
@@ -102,20 +105,20 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     speed,
     instances,
     async spawn(name, env = {}, spawnOpts = {}) {
-      const matrix = spawnOpts.homeserverUrl && {
-        matrix: {
-          homeserver_url: spawnOpts.homeserverUrl,
-          access_token: world.bot.accessToken,
-          user_domain: DOMAIN,
-          command_rooms: [world.roomId],
-        },
+      const matrix = {
+        homeserver_url: spawnOpts.homeserverUrl ?? world.hs.url,
+        access_token: world.bot.accessToken,
+        user_domain: DOMAIN,
+        command_rooms: [world.roomId],
+        ...(opts.alerts?.enabled ? { alert_room: world.roomId } : {}),
       };
       const { path, healthUrl } = await writeWorldConfig(world, {
-        sections: { ...sections, ...matrix },
+        sections: { ...sections, matrix },
         timings,
       });
       const child = spawnMajordome(path, {
         MAJORDOME_CLOCK_SPEED: String(speed),
+        MAJORDOME_CLOCK_ORIGIN: String(origin),
         NOMAD_ALLOC_ID: name,
         ...env,
       });
