@@ -42,6 +42,8 @@ async function bareLibrariesRss(): Promise<number> {
     "consul",
     "@aws-sdk/client-s3",
     "undici",
+    "node-cron",
+    "lossless-json",
   ]
     .map((name) => `await import(${JSON.stringify(name)});`)
     .join("");

@@ -106,7 +106,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     await http?.close();
     throw new StoppedAsStandby();
   }
-  leadership?.onChange((role) => {
+  const watchDemotion = leadership?.onChange((role) => {
     if (role === "leader") return;
     log.error("lost the leader lock: stepping down at once");
     (deps.onDemoted ?? demotionUnhandled)();
@@ -366,6 +366,8 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     synced: () => frontEnd.firstSynced,
     handled: (eventId) => inbox.isDone(eventId),
     async stop() {
+      // Releasing the lock at the end is a step down too, not a demotion to act on.
+      watchDemotion?.();
       frontEnd.stop();
       const grace = new AbortController();
       await Promise.race([
