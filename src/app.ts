@@ -330,6 +330,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
       sink: (signal) => alerts.ingest(signal),
       offer: (signal) => alerts.offer(signal),
       durable: () => alerts.flush(),
+      reconcile: (kinds, open, reason) => alerts.reconcile(kinds, open, reason),
       directory: deps.directory,
       ...(nomad ? { nomad: nomad.client } : {}),
       ...(config.consul ? { consul: consulOptions(config, "alerts") } : {}),

@@ -25,7 +25,7 @@ import {
   type RuleSet,
 } from "./rules.js";
 import { silences as silenceMatches, type Silence } from "./silences.js";
-import type { Signal } from "./signal.js";
+import type { Signal, SignalKind } from "./signal.js";
 
 export interface AlertTimings {
   /** How long a new (non-critical) incident collects signals before its first message. */
@@ -195,6 +195,32 @@ export class AlertEngine {
       void this.flush().catch((error: unknown) =>
         this.deps.log.error({ err: error }, "could not store incidents"),
       );
+  }
+
+  /**
+   * A source re-read its backend and says what is still wrong among the kinds it answers for: the
+   * members of those kinds it does not name recovered while nobody watched (a restart, a gap).
+   */
+  async reconcile(
+    kinds: ReadonlySet<SignalKind>,
+    stillWrong: ReadonlyArray<Pick<Signal, "kind" | "subject">>,
+    reason: string,
+  ): Promise<void> {
+    const wrong = new Set(stillWrong.map((s) => memberKey(s)));
+    for (const incident of [...this.incidents.values()]) {
+      if (incident.state !== "firing") continue;
+      for (const [key, member] of Object.entries(incident.members)) {
+        if (member.effective !== "firing" || !kinds.has(member.kind) || wrong.has(key)) continue;
+        this.apply({
+          kind: member.kind,
+          status: "resolved",
+          subject: member.subject,
+          reason,
+          at: this.deps.clock.now(),
+        });
+      }
+    }
+    await this.flush();
   }
 
   /** Allocation failures of a deployment majordome is following go to its progress thread. */

@@ -399,6 +399,29 @@ describe("alert engine", () => {
     await w.close();
   });
 
+  it("resolves what a source no longer holds open after it re-read its backend, and only its own kinds", async () => {
+    const w = await world();
+    await w.engine.ingest(signal({ kind: "node-down", subject: { node: "n1" }, reason: "down" }, w.clock));
+    await w.engine.ingest(signal({ kind: "node-down", subject: { node: "n2" }, reason: "down" }, w.clock));
+    await w.engine.ingest(
+      signal({ kind: "keeper-gone", subject: { cluster: "pg", keeper: "k1" }, reason: "gone" }, w.clock),
+    );
+    await w.settle();
+    await w.engine.reconcile(
+      new Set(["node-down"]),
+      [{ kind: "node-down", subject: { node: "n2" } }],
+      "recovered meanwhile",
+    );
+    await w.settle();
+    expect(
+      w.engine
+        .openIncidents()
+        .map((i) => i.title)
+        .sort(),
+    ).toEqual(["Stolon keeper k1 of pg is gone", "node n2 is down"]);
+    await w.close();
+  });
+
   it("drops a signal it has already seen (a replayed event)", async () => {
     const w = await world();
     const s = signal({ kind: "node-down", subject: { node: "n2" }, reason: "down" }, w.clock);

@@ -9,6 +9,8 @@ import type { StateStore } from "../../state/store.js";
 import type { SignalSink } from "../signal.js";
 import { ConsulHealthSource, consulHealthApi } from "./consul-health.js";
 import { NomadEventSource } from "./nomad-stream.js";
+import { NOMAD_KINDS } from "./nomad-rules.js";
+import type { AlertEngine } from "../engine.js";
 import { ReachabilityMonitor, type Probe } from "./reachability.js";
 import { StolonAlertSource } from "./stolon.js";
 
@@ -22,6 +24,8 @@ export interface AlertSourceDeps {
   /** Takes a signal without storing it yet (the Nomad stream's volume); `durable` stores what it took. */
   offer: SignalSink;
   durable: () => Promise<void>;
+  /** A source's re-read: what is still wrong among its kinds (the rest recovered). */
+  reconcile: AlertEngine["reconcile"];
   directory: Directory;
   nomad?: NomadClient;
   consul?: ConsulOptions;
@@ -45,6 +49,7 @@ export async function startAlertSources(deps: AlertSourceDeps): Promise<{ stop()
       clock,
       sink: deps.offer,
       durable: deps.durable,
+      reconciled: (open) => deps.reconcile(NOMAD_KINDS, open, "recovered while majordome was not watching"),
       log: log("nomad"),
       watchdogMs: settings.nomad.watchdog,
       rules: {

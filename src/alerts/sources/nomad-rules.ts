@@ -82,6 +82,13 @@ const ALLOC_KINDS: ReadonlySet<SignalKind> = new Set([
   "alloc-not-restarting",
 ]);
 const NODE_KINDS: ReadonlySet<SignalKind> = new Set(["node-down", "node-draining", "node-ineligible"]);
+/** Every kind this source raises (the incidents it answers for). */
+export const NOMAD_KINDS: ReadonlySet<SignalKind> = new Set([
+  ...ALLOC_KINDS,
+  ...NODE_KINDS,
+  "deployment-failed",
+  "job-dead",
+]);
 /** Stopping a job ends these. */
 const JOB_SCOPED_KINDS: ReadonlySet<SignalKind> = new Set([...ALLOC_KINDS, "deployment-failed", "job-dead"]);
 /** Job types that are expected to keep running (batch jobs end "dead" when they succeed). */

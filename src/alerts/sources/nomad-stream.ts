@@ -56,6 +56,12 @@ export interface NomadEventSourceOptions {
    * after one, the stream resumes from a position whose signals are all stored.
    */
   durable?: () => Promise<void>;
+  /**
+   * After each re-read of the lists: what this source holds open now. Whatever was reported before
+   * and is not in it recovered meanwhile (the caller resolves it: after a crash, this source may not
+   * remember having reported it).
+   */
+  reconciled?: (open: ReadonlyArray<Pick<Signal, "kind" | "subject">>) => Promise<void>;
   /** [0, 1); jitter. Default Math.random. */
   random?: () => number;
 }
@@ -309,6 +315,7 @@ export class NomadEventSource {
       },
     );
     for (const signal of signals) await this.emit(signal);
+    await this.opts.reconciled?.(this.rules.openConditions());
     this.floors.clear();
     this.floors.set("Allocation", allocations.index);
     this.floors.set("Node", nodes.index);
