@@ -52,40 +52,56 @@ function secretKeys(secrets: ConsulSecrets, app: string) {
   };
 }
 
+/** The order of `bucket create`'s steps: the rollback undoes those done and the one in progress. */
+const BUCKET_STEPS = ["bucket", "key", "secrets", "permissions", "settings", "probe"] as const;
+type BucketStep = (typeof BUCKET_STEPS)[number];
+
 /**
- * Creates a bucket in journaled steps: bucket (global alias), key, credentials to Consul (create-only;
- * the secret is read back from Garage on a resume, never kept in the journal), permissions, quotas and
- * website, then an S3 probe with the new key. A failure rolls back what this action made.
+ * Creates a bucket in journaled steps: bucket (global alias), key (named after the app), credentials to
+ * Consul (create-only; the secret is read back from Garage on a resume, never kept in the journal),
+ * permissions, quotas and website, then an S3 probe with the new key. Each step first looks for what it
+ * makes (a kill between Garage's answer and the journal's record leaves it made but not recorded): the
+ * bucket by its alias, the key by its name, the secrets by their value; the pre-check refused all three
+ * when the action began, so what is found is this action's. A failure rolls back what this action made,
+ * the step in progress included.
  */
 export async function createBucket(services: Services, actionId: string, args: BucketArgs): Promise<string> {
   const { garage, secrets } = backends(services);
   const { journal } = services;
   const keys = secretKeys(secrets, args.app);
+  let current: BucketStep = "bucket";
   try {
     const { bucketId } = await journal.step(actionId, "bucket", async () => ({
-      bucketId: (await garage.createBucket(args.name)).id,
+      bucketId: ((await garage.bucketByAlias(args.name)) ?? (await garage.createBucket(args.name))).id,
     }));
+    current = "key";
     const { accessKeyId } = await journal.step(actionId, "key", async () => {
       if (args.key) return { accessKeyId: args.key, existing: true };
-      return { accessKeyId: (await garage.createKey(args.app)).accessKeyId, existing: false };
+      const found = await garage.keyByName(args.app);
+      return { accessKeyId: (found ?? (await garage.createKey(args.app))).accessKeyId, existing: false };
     });
     const secret = (await garage.keyInfo(accessKeyId, { showSecretKey: true })).secretAccessKey;
     if (!secret) throw new Error(`Garage did not give the secret of key ${accessKeyId}`);
+    current = "secrets";
     await journal.step(actionId, "secrets", async () => {
       for (const [key, value] of [
         [keys.access, accessKeyId],
         [keys.bucket, args.name],
         [keys.secret, secret],
       ] as const) {
-        if (!(await secrets.createOnly(key, value)))
-          throw new Error(`${key} already exists in Consul; it is not overwritten`);
+        if ((await secrets.read(key)) === value) continue;
+        if (await secrets.createOnly(key, value)) continue;
+        if ((await secrets.read(key)) === value) continue;
+        throw new Error(`${key} already exists in Consul; it is not overwritten`);
       }
     });
+    current = "permissions";
     await journal.step(actionId, "permissions", () =>
       garage
         .allowBucketKey(bucketId, accessKeyId, { read: true, write: true, owner: args.owner })
         .then(() => undefined),
     );
+    current = "settings";
     await journal.step(actionId, "settings", async () => {
       if (args.quota !== undefined || args.maxObjects !== undefined || args.website) {
         await garage.updateBucket(bucketId, {
@@ -97,6 +113,7 @@ export async function createBucket(services: Services, actionId: string, args: B
         });
       }
     });
+    current = "probe";
     await journal.step(actionId, "probe", () =>
       garage.probe(args.name, { accessKeyId, secretAccessKey: secret }),
     );
@@ -110,34 +127,60 @@ export async function createBucket(services: Services, actionId: string, args: B
       "\n```"
     );
   } catch (error) {
-    const undone = await rollBack(services, args, await journal.get(actionId));
+    const undone = await rollBack(services, args, await journal.get(actionId), current);
     await journal.finish(actionId, "failed", (error as Error).message);
     throw new Error(`${(error as Error).message}. ${undone}`, { cause: error });
   }
 }
 
+/**
+ * Undoes, newest first, what this action made: the steps the journal records and the one in progress
+ * (whose effect may have landed without its record), each found by its recorded ID or else looked up.
+ */
 async function rollBack(
   services: Services,
   args: BucketArgs,
   record: ActionRecord | undefined,
+  current: BucketStep,
 ): Promise<string> {
   const { garage, secrets } = backends(services);
   const result = (step: string) =>
     record?.steps.find((s) => s.name === step)?.result as Record<string, unknown> | undefined;
-  const done = new Set(record?.steps.map((s) => s.name));
+  const done = new Set<string>(record?.steps.map((s) => s.name));
+  done.add(current);
+  const reached = (step: BucketStep) =>
+    BUCKET_STEPS.slice(BUCKET_STEPS.indexOf(step)).some((later) => done.has(later));
   const rollback = new Rollback();
 
-  if (done.has("secrets")) {
-    const keys = secretKeys(secrets, args.app);
-    await rollback.undo("the secrets", async () => {
-      for (const key of Object.values(keys)) await secrets.remove(key);
-    });
+  // The key this action made (never one given with --key): as recorded, or else by its name.
+  let keyId: string | undefined;
+  if (reached("key") && !args.key) {
+    const recorded = result("key");
+    if (recorded) keyId = recorded.existing ? undefined : String(recorded.accessKeyId);
+    else keyId = (await garage.keyByName(args.app).catch(() => undefined))?.accessKeyId;
   }
-  const key = result("key");
-  if (key && !key.existing)
-    await rollback.undo(`key ${String(key.accessKeyId)}`, () => garage.deleteKey(String(key.accessKeyId)));
-  const bucket = result("bucket");
-  if (bucket) await rollback.undo(`bucket ${args.name}`, () => garage.deleteBucket(String(bucket.bucketId)));
+  if (reached("secrets")) {
+    const keys = secretKeys(secrets, args.app);
+    const ours: Array<[string, string | undefined]> = [
+      [keys.access, keyId ?? args.key],
+      [keys.bucket, args.name],
+      // Absent when the action began (the pre-check): present now, it is this action's.
+      [keys.secret, undefined],
+    ];
+    const present: string[] = [];
+    for (const [key, value] of ours) {
+      const stored = await secrets.read(key).catch(() => undefined);
+      if (stored !== undefined && (value === undefined || stored === value)) present.push(key);
+    }
+    if (present.length > 0)
+      await rollback.undo("the secrets", async () => {
+        for (const key of present) await secrets.remove(key);
+      });
+  }
+  if (keyId) await rollback.undo(`key ${keyId}`, () => garage.deleteKey(keyId));
+  const bucketId =
+    result("bucket")?.bucketId ?? (await garage.bucketByAlias(args.name).catch(() => undefined))?.id;
+  if (bucketId) await rollback.undo(`bucket ${args.name}`, () => garage.deleteBucket(String(bucketId)));
   return rollback.summary();
 }
 

@@ -43,11 +43,17 @@ function secretKeys(secrets: ConsulSecrets, app: string) {
   };
 }
 
+/** The order of `db create`'s steps: the rollback undoes those done and the one in progress. */
+const DB_STEPS = ["secrets", "role", "database", "verified"] as const;
+type DbStep = (typeof DB_STEPS)[number];
+
 /**
  * Creates a database in steps recorded in the action journal: the credentials go to Consul first
- * (create-only), then the role, then the database; a login proves it works. A step that fails rolls back
- * what this action made; a restart resumes from the last completed step (the password is read back
- * from Consul, never from the journal).
+ * (create-only), then the role, then the database; a login proves it works. Each step first looks at
+ * what exists already (a kill between a step's effect and its journal record leaves it made but not
+ * recorded), so a restart resumes from the last completed step without failing on its own work (the
+ * password is read back from Consul, never from the journal). A step that fails rolls back what this
+ * action made, the step in progress included.
  */
 export async function createDatabase(
   services: Services,
@@ -57,31 +63,38 @@ export async function createDatabase(
   const { postgres, secrets } = backends(services);
   const { journal } = services;
   const keys = secretKeys(secrets, args.app);
-  const made: string[] = [];
+  let current: DbStep = "secrets";
   try {
     await journal.step(actionId, "secrets", async () => {
-      const password = generatePassword();
+      // The pre-check refused a db_pass already present, so one found here is this action's own (written
+      // before a restart): it is kept, and the role gets it.
+      const password = (await secrets.read(keys.pass)) ?? generatePassword();
       for (const [key, value] of [
         [keys.user, args.owner],
         [keys.name, args.name],
         [keys.pass, password],
       ] as const) {
-        if (!(await secrets.createOnly(key, value)))
-          throw new Error(
-            `${key} already exists in Consul; it is not overwritten (use ${code("!db rotate")} to change it)`,
-          );
+        await writeOnce(secrets, key, value);
       }
       return { keys: [keys.user, keys.name, keys.pass] };
     });
-    made.push("secrets");
     const password = await readPassword(services, keys.pass);
+    current = "role";
     await journal.step(actionId, "role", async () => {
       if (!(await postgres.roleExists(args.owner))) await postgres.createRole(args.owner, password);
       else await postgres.setRolePassword(args.owner, password);
     });
-    made.push("role");
-    await journal.step(actionId, "database", () => postgres.createDatabase(args.name, args.owner));
-    made.push("database");
+    current = "database";
+    await journal.step(actionId, "database", async () => {
+      const found = await postgres.info(args.name);
+      if (!found) return postgres.createDatabase(args.name, args.owner);
+      // Made before a restart, between CREATE DATABASE and the journal's record.
+      if (found.owner !== args.owner)
+        throw new Error(`database ${args.name} exists already, owned by ${found.owner}`);
+      if (!found.createdWithConnectRevoked)
+        throw new Error(`database ${args.name} exists, but PUBLIC may connect to it`);
+    });
+    current = "verified";
     await journal.step(actionId, "verified", async () => {
       if (!(await postgres.canConnect(args.owner, password, args.name)))
         throw new Error(`${args.owner} cannot log in to ${args.name} with the new password`);
@@ -95,10 +108,23 @@ export async function createDatabase(
       "\n```"
     );
   } catch (error) {
-    const undone = await rollBack(services, args, await journal.get(actionId));
+    const undone = await rollBack(services, args, await journal.get(actionId), current);
     await journal.finish(actionId, "failed", (error as Error).message);
     throw new Error(`${(error as Error).message}. ${undone}`, { cause: error });
   }
+}
+
+/**
+ * Writes a secret create-only; one present already with the same value is fine (written by this action
+ * before a restart), another value is not overwritten.
+ */
+async function writeOnce(secrets: ConsulSecrets, key: string, value: string): Promise<void> {
+  if ((await secrets.read(key)) === value) return;
+  if (await secrets.createOnly(key, value)) return;
+  if ((await secrets.read(key)) === value) return;
+  throw new Error(
+    `${key} already exists in Consul; it is not overwritten (use ${code("!db rotate")} to change it)`,
+  );
 }
 
 async function readPassword(services: Services, key: string): Promise<string> {
@@ -108,24 +134,48 @@ async function readPassword(services: Services, key: string): Promise<string> {
   return value;
 }
 
-/** Undoes, newest first, what the journal says this action made. */
+/**
+ * Undoes, newest first, what this action made: the steps the journal records and the one in progress
+ * (whose effect may have landed without its record). Each undo looks first: only what is there, and ours.
+ */
 async function rollBack(
   services: Services,
   args: CreateArgs,
   record: ActionRecord | undefined,
+  current: DbStep,
 ): Promise<string> {
   const { postgres, secrets } = backends(services);
-  const done = new Set(record?.steps.map((s) => s.name));
+  const done = new Set<string>(record?.steps.map((s) => s.name));
+  done.add(current);
+  const reached = (step: DbStep) =>
+    done.has(step) || DB_STEPS.slice(DB_STEPS.indexOf(step)).some((later) => done.has(later));
   const rollback = new Rollback();
 
-  if (done.has("database"))
-    await rollback.undo(`database ${args.name}`, () => postgres.dropDatabase(args.name, { force: true }));
-  if (done.has("role")) await rollback.undo(`role ${args.owner}`, () => postgres.dropRole(args.owner));
-  if (done.has("secrets")) {
+  if (reached("database")) {
+    const found = await postgres.info(args.name).catch(() => null);
+    // The pre-check refused an existing database: one owned by our role now is this action's.
+    if (found && found.owner === args.owner)
+      await rollback.undo(`database ${args.name}`, () => postgres.dropDatabase(args.name, { force: true }));
+  }
+  if (reached("role") && (await postgres.roleExists(args.owner).catch(() => true)))
+    await rollback.undo(`role ${args.owner}`, () => postgres.dropRole(args.owner));
+  if (reached("secrets")) {
     const keys = secretKeys(secrets, args.app);
-    await rollback.undo("the secrets", async () => {
-      for (const key of [keys.user, keys.name, keys.pass]) await secrets.remove(key);
-    });
+    const ours: Array<[string, string | undefined]> = [
+      [keys.user, args.owner],
+      [keys.name, args.name],
+      // Absent when the action began (the pre-check): present now, it is this action's.
+      [keys.pass, undefined],
+    ];
+    const present: string[] = [];
+    for (const [key, value] of ours) {
+      const stored = await secrets.read(key).catch(() => undefined);
+      if (stored !== undefined && (value === undefined || stored === value)) present.push(key);
+    }
+    if (present.length > 0)
+      await rollback.undo("the secrets", async () => {
+        for (const key of present) await secrets.remove(key);
+      });
   }
   return rollback.summary();
 }
