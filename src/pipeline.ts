@@ -90,6 +90,7 @@ export class Pipeline {
         opts.authorizer.decide(identity, request.policyKeys, request.roomId).outcome !== "deny",
       reactionsOn: opts.reactionsOn,
       execute: (request, approvers) => this.executeApproved(request, approvers),
+      recorded: (request, approvers) => this.recordedOutcome(request, approvers),
       audit: (entry) => this.audit(entry),
     });
     this.reactionListeners.push((event) => this.approvals.onReaction(event));
@@ -106,10 +107,22 @@ export class Pipeline {
     this.schedule(event);
   }
 
-  /** Re-queues what a previous run accepted but did not finish handling, and recounts open approvals. */
+  /**
+   * Recovers unfinished approvals, then re-queues what a previous run accepted but did not finish
+   * handling. Each room's recovery runs in its queue, ahead of its replayed events, so that a replayed
+   * reaction and the recount never handle the same request at once.
+   */
   async resume(events: RoomEvent[]): Promise<void> {
+    const rooms = new Set((await this.approvals.unfinished()).map((r) => r.roomId));
+    const recovering = [...rooms].map((roomId) =>
+      this.queue(roomId, () =>
+        this.approvals
+          .recover(roomId)
+          .catch((error: unknown) => this.opts.log.error({ err: error, roomId }, "approval recovery failed")),
+      ),
+    );
     for (const event of events) this.schedule(event);
-    await this.approvals.recover();
+    await Promise.all(recovering);
   }
 
   /** Stops taking new events; resolves when what was accepted has been handled. */
@@ -127,18 +140,25 @@ export class Pipeline {
   }
 
   private schedule(event: RoomEvent): void {
-    const previous = this.rooms.get(event.roomId) ?? Promise.resolve();
-    const next = previous
-      .then(() => this.handle(event))
-      .catch((error: unknown) =>
-        this.opts.log.error({ err: error, event: event.eventId }, "event handling failed"),
-      )
-      .then(() => this.opts.inbox.done(event.eventId))
-      .catch((error: unknown) => this.opts.log.error({ err: error }, "could not mark event as processed"));
-    this.rooms.set(event.roomId, next);
+    void this.queue(event.roomId, () =>
+      this.handle(event)
+        .catch((error: unknown) =>
+          this.opts.log.error({ err: error, event: event.eventId }, "event handling failed"),
+        )
+        .then(() => this.opts.inbox.done(event.eventId))
+        .catch((error: unknown) => this.opts.log.error({ err: error }, "could not mark event as processed")),
+    );
+  }
+
+  /** Runs `task` (which must not throw) after what is queued for the room; resolves when it has run. */
+  private queue(roomId: string, task: () => Promise<void>): Promise<void> {
+    const previous = this.rooms.get(roomId) ?? Promise.resolve();
+    const next = previous.then(task);
+    this.rooms.set(roomId, next);
     void next.then(() => {
-      if (this.rooms.get(event.roomId) === next) this.rooms.delete(event.roomId);
+      if (this.rooms.get(roomId) === next) this.rooms.delete(roomId);
     });
+    return next;
   }
 
   private async handle(event: RoomEvent): Promise<void> {
@@ -276,6 +296,29 @@ export class Pipeline {
       const why = errorText(error).replace(/([^.!?])$/, "$1.");
       if (!answered()) await ctx.reply(message(`⛔ ${code(spec.name)} refused: ${why} Nothing was done.`));
       return undefined;
+    }
+  }
+
+  /**
+   * What the action journal recorded for an approved request (its action's ID is the request's):
+   * "none" if it never began, "running" if not finished yet, else the outcome to show.
+   */
+  private async recordedOutcome(
+    request: ApprovalRequest,
+    approvers: string[],
+  ): Promise<"none" | "running" | { status: RequestStatus; outcome: string }> {
+    const record = await this.opts.services.journal.get(request.id);
+    if (!record) return "none";
+    const by = `Approved by ${approvers.join(", ")}`;
+    switch (record.status) {
+      case "running":
+        return "running";
+      case "succeeded":
+        return { status: "done", outcome: `${by}; done (details in the thread).` };
+      case "failed":
+        return { status: "failed", outcome: `${by}; failed: ${record.error ?? "error"}.` };
+      case "interrupted":
+        return { status: "failed", outcome: `${by}; interrupted by a restart (see the room).` };
     }
   }
 

@@ -67,6 +67,14 @@ export interface ApprovalDeps {
   reactionsOn(roomId: string, eventId: string): Promise<Reaction[]>;
   /** Runs an approved request: plans again, checks the digest, runs once through the journal; returns the outcome. */
   execute(request: ApprovalRequest, approvers: string[]): Promise<{ status: RequestStatus; outcome: string }>;
+  /**
+   * For an approved request found unfinished at start-up: what its action journal recorded ("none": it
+   * never began, so it may run; "running": it is still being resumed; else its final status and outcome).
+   */
+  recorded?(
+    request: ApprovalRequest,
+    approvers: string[],
+  ): Promise<"none" | "running" | { status: RequestStatus; outcome: string }>;
   audit(entry: AuditFields): Promise<void>;
 }
 
@@ -96,7 +104,7 @@ export class Approvals {
   constructor(private readonly deps: ApprovalDeps) {}
 
   async open(input: NewRequest): Promise<ApprovalRequest> {
-    const { clock, store, outbox } = this.deps;
+    const { clock, store } = this.deps;
     const request: ApprovalRequest = {
       id: input.id,
       roomId: input.roomId,
@@ -118,16 +126,19 @@ export class Approvals {
       status: "pending",
       votes: {},
     };
-    // Create-only: a command replayed after a crash finds its request and posts nothing new.
+    // Create-only: a command replayed after a crash finds its request. If it is still pending, its
+    // message and offers are sent again under their fixed IDs (a kill may have come between the save
+    // and the send; the outbox ignores IDs it knows and the homeserver dedupes by transaction ID).
     if (!(await store.cas(PREFIX + request.id, request, 0))) {
-      return (await this.load(request.id))!;
+      const existing = (await this.load(request.id))!;
+      if (existing.status === "pending") {
+        await this.post(existing);
+        this.scheduleExpiry(existing);
+        void this.rememberEventId(existing);
+      }
+      return existing;
     }
-    await outbox.send(request.roomId, this.render(request), {
-      id: request.messageId,
-      ...(request.threadRoot ? { threadRoot: request.threadRoot } : { replyTo: request.commandEventId }),
-    });
-    await outbox.react(request.roomId, request.messageId, APPROVE, { id: `${request.id}#offer-approve` });
-    await outbox.react(request.roomId, request.messageId, REJECT, { id: `${request.id}#offer-reject` });
+    await this.post(request);
     await this.deps.audit({
       kind: "approval.requested",
       actor: request.requester,
@@ -139,6 +150,16 @@ export class Approvals {
     this.scheduleExpiry(request);
     void this.rememberEventId(request);
     return request;
+  }
+
+  private async post(request: ApprovalRequest): Promise<void> {
+    const { outbox } = this.deps;
+    await outbox.send(request.roomId, this.render(request), {
+      id: request.messageId,
+      ...(request.threadRoot ? { threadRoot: request.threadRoot } : { replyTo: request.commandEventId }),
+    });
+    await outbox.react(request.roomId, request.messageId, APPROVE, { id: `${request.id}#offer-approve` });
+    await outbox.react(request.roomId, request.messageId, REJECT, { id: `${request.id}#offer-reject` });
   }
 
   /** Reactions and redactions from the pipeline. True when it concerned a request. */
@@ -154,32 +175,72 @@ export class Approvals {
     return true;
   }
 
-  /** At start-up: expire what expired while down, recount reactions, and act on any quorum reached. */
-  async recover(): Promise<void> {
-    for (const request of await this.pending()) {
-      this.scheduleExpiry(request);
-      if (request.expiresAt <= this.deps.clock.now()) continue;
-      const eventId = request.eventId ?? (await this.deps.outbox.eventIdOf(request.messageId));
-      if (!eventId) continue;
-      let reactions: Reaction[];
-      try {
-        reactions = await this.deps.reactionsOn(request.roomId, eventId);
-      } catch (error) {
-        this.deps.log.warn({ err: error, request: request.id }, "could not recount reactions");
-        continue;
-      }
-      const present = new Set(reactions.map((r) => r.eventId));
-      const fresh = await this.load(request.id);
-      if (!fresh) continue;
-      for (const id of Object.keys(fresh.votes)) if (!present.has(id)) delete fresh.votes[id];
-      await this.save(fresh);
-      for (const reaction of reactions) {
-        const current = await this.load(request.id);
-        if (current?.status !== "pending" || current.votes[reaction.eventId]) continue;
-        if (reaction.sender === this.deps.botUserId) continue;
-        await this.count(current, reaction);
-      }
+  /**
+   * At start-up (in the room's queue, before replayed events): expire what expired while down, recount
+   * reactions and act on any quorum reached; finish approved requests a kill left unfinished, from their
+   * action journal record, or run them if they never began (once: the journal refuses a second run).
+   */
+  async recover(roomId?: string): Promise<void> {
+    for (const request of await this.unfinished()) {
+      if (roomId !== undefined && request.roomId !== roomId) continue;
+      if (request.status === "approved") await this.resumeApproved(request);
+      else await this.recoverPending(request);
     }
+  }
+
+  /** Requests not decided yet, or approved and not finished. */
+  async unfinished(): Promise<ApprovalRequest[]> {
+    return (await this.deps.store.list<ApprovalRequest>(PREFIX))
+      .map((e) => e.value)
+      .filter((r) => r.status === "pending" || r.status === "approved");
+  }
+
+  private async recoverPending(request: ApprovalRequest): Promise<void> {
+    this.scheduleExpiry(request);
+    if (request.expiresAt <= this.deps.clock.now()) return;
+    const eventId = request.eventId ?? (await this.deps.outbox.eventIdOf(request.messageId));
+    if (!eventId) return;
+    let reactions: Reaction[];
+    try {
+      reactions = await this.deps.reactionsOn(request.roomId, eventId);
+    } catch (error) {
+      this.deps.log.warn({ err: error, request: request.id }, "could not recount reactions");
+      return;
+    }
+    const present = new Set(reactions.map((r) => r.eventId));
+    await this.update(request.id, (r) => {
+      if (r.status !== "pending") return false;
+      const gone = Object.keys(r.votes).filter((id) => !present.has(id));
+      for (const id of gone) delete r.votes[id];
+      return gone.length > 0;
+    });
+    for (const reaction of reactions) {
+      const current = await this.load(request.id);
+      if (current?.status !== "pending" || current.votes[reaction.eventId]) continue;
+      if (reaction.sender === this.deps.botUserId) continue;
+      await this.count(current, reaction);
+    }
+    // Votes counted before the kill were skipped above: the quorum they make is evaluated here.
+    const after = await this.load(request.id);
+    if (
+      after?.status === "pending" &&
+      after.expiresAt > this.deps.clock.now() &&
+      distinctApprovers(after).length >= after.approvers
+    ) {
+      await this.evaluate(after);
+    }
+  }
+
+  private async resumeApproved(request: ApprovalRequest): Promise<void> {
+    const approvers = distinctApprovers(request);
+    const recorded = this.deps.recorded ? await this.deps.recorded(request, approvers) : "none";
+    if (recorded === "running") {
+      this.deps.log.warn({ request: request.id }, "approved request's action still running; left as is");
+      return;
+    }
+    this.deps.log.info({ request: request.id }, "finishing an approved request left unfinished");
+    const { status, outcome } = recorded === "none" ? await this.deps.execute(request, approvers) : recorded;
+    await this.finish(request, status, outcome, approvers);
   }
 
   stop(): void {
@@ -201,6 +262,8 @@ export class Approvals {
     const key = normalizeReactionKey(reaction.key);
     if (key !== APPROVE && key !== REJECT) return;
     const vote = key === APPROVE ? "approve" : "reject";
+    // A reaction replayed after a kill, counted already: once is enough.
+    if (request.votes[reaction.eventId]) return;
     if (request.status !== "pending") {
       return this.say(
         request,
@@ -219,17 +282,34 @@ export class Approvals {
       const problem = await this.ineligible(request, reaction.sender, false);
       if (problem) return this.say(request, `${reaction.sender}'s ${key} does not count: ${problem}.`);
     }
-    request.votes[reaction.eventId] = { sender: reaction.sender, vote };
-    await this.save(request);
+    let state = "counted" as "counted" | "known" | "decided";
+    const updated = await this.update(request.id, (r) => {
+      if (r.status !== "pending") state = "decided";
+      else if (r.votes[reaction.eventId]) state = "known";
+      else {
+        r.votes[reaction.eventId] = { sender: reaction.sender, vote };
+        return true;
+      }
+      return false;
+    });
+    // Counted meanwhile by someone else (a recount at start-up and the replayed reaction): once is enough.
+    if (state === "known") return;
+    if (state === "decided" || !updated) {
+      const now = (await this.load(request.id)) ?? request;
+      return this.say(
+        now,
+        `${reaction.sender}'s ${key} came after the request was ${now.status}; it changes nothing.`,
+      );
+    }
     await this.deps.audit({
       kind: "approval.vote",
       actor: reaction.sender,
-      request: request.id,
+      request: updated.id,
       result: vote,
-      roomId: request.roomId,
+      roomId: updated.roomId,
     });
-    if (vote === "reject") return this.finish(request, "rejected", `Rejected by ${reaction.sender}.`);
-    await this.evaluate(request);
+    if (vote === "reject") return this.finish(updated, "rejected", `Rejected by ${reaction.sender}.`);
+    await this.evaluate(updated);
   }
 
   /** Why `sender` may not vote (null: may). Unreachable directory: the vote is kept and re-checked at quorum. */
@@ -261,11 +341,14 @@ export class Approvals {
       for (const approver of approvers) {
         const problem = await this.ineligible(request, approver, true);
         if (problem) {
-          for (const [id, v] of Object.entries(request.votes))
-            if (v.sender === approver) delete request.votes[id];
-          await this.save(request);
-          await this.say(request, `${approver}'s ✅ no longer counts: ${problem}.`);
-          return this.evaluate(request);
+          const updated = await this.update(request.id, (r) => {
+            if (r.status !== "pending") return false;
+            for (const [id, v] of Object.entries(r.votes)) if (v.sender === approver) delete r.votes[id];
+            return true;
+          });
+          if (!updated) return;
+          await this.say(updated, `${approver}'s ✅ no longer counts: ${problem}.`);
+          return this.evaluate(updated);
         }
       }
     } catch (error) {
@@ -286,12 +369,16 @@ export class Approvals {
     for (const request of await this.pending()) {
       if (request.roomId !== roomId || !request.votes[redacted]) continue;
       const { sender } = request.votes[redacted];
-      delete request.votes[redacted];
-      await this.save(request);
+      const updated = await this.update(request.id, (r) => {
+        if (r.status !== "pending" || !r.votes[redacted]) return false;
+        delete r.votes[redacted];
+        return true;
+      });
+      if (!updated) return true;
       await this.deps.audit({ kind: "approval.withdrawn", actor: sender, request: request.id, roomId });
       await this.edit(
-        request,
-        `${distinctApprovers(request).length} of ${request.approvers} approvals so far.`,
+        updated,
+        `${distinctApprovers(updated).length} of ${updated.approvers} approvals so far.`,
       );
       return true;
     }
@@ -315,12 +402,8 @@ export class Approvals {
     outcome: string,
     approvers: string[] = [],
   ): Promise<void> {
-    const from = request.status;
-    if (from === "pending" && !(await this.transition(request.id, "pending", status, outcome))) return;
-    if (from !== "pending") {
-      const current = await this.load(request.id);
-      if (current) await this.save({ ...current, status, outcome });
-    }
+    // Only one caller moves a request out of its status (a recovery and a replay may both try).
+    if (!(await this.transition(request.id, request.status, status, outcome))) return;
     this.deps.clock.clearTimeout(this.timers.get(request.id));
     this.timers.delete(request.id);
     await this.edit({ ...request, status }, outcome);
@@ -351,11 +434,22 @@ export class Approvals {
     }
   }
 
-  private async save(request: ApprovalRequest): Promise<void> {
-    const current = await this.deps.store.get<ApprovalRequest>(PREFIX + request.id);
-    // Votes only change while pending; never overwrite a decided request with a stale copy.
-    if (current && current.value.status !== "pending" && request.status === "pending") return;
-    await this.deps.store.set(PREFIX + request.id, request);
+  /**
+   * Check-and-set on the stored request: `change` is applied to a fresh copy and written only if nobody
+   * wrote in between (else re-read and applied again). `change` returns false to write nothing.
+   * Returns the request as written, or undefined when nothing was written.
+   */
+  private async update(
+    id: string,
+    change: (request: ApprovalRequest) => boolean,
+  ): Promise<ApprovalRequest | undefined> {
+    for (;;) {
+      const current = await this.deps.store.get<ApprovalRequest>(PREFIX + id);
+      if (!current) return undefined;
+      const next = structuredClone(current.value);
+      if (!change(next)) return undefined;
+      if (await this.deps.store.cas(PREFIX + id, next, current.version)) return next;
+    }
   }
 
   private async byEventId(roomId: string, eventId: string): Promise<ApprovalRequest | undefined> {
@@ -369,10 +463,12 @@ export class Approvals {
 
   private async rememberEventId(request: ApprovalRequest): Promise<void> {
     const eventId = await this.deps.outbox.eventIdOf(request.messageId);
-    const current = await this.load(request.id);
-    if (eventId && current && !current.eventId) {
-      await this.deps.store.set(PREFIX + request.id, { ...current, eventId });
-    }
+    if (!eventId) return;
+    await this.update(request.id, (r) => {
+      if (r.eventId) return false;
+      r.eventId = eventId;
+      return true;
+    });
   }
 
   private scheduleExpiry(request: ApprovalRequest): void {
