@@ -10,7 +10,7 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { allCommands } from "../../handlers/index.js";
 import { startMajordome, type Majordome } from "../../src/app.js";
-import { REQUEST_CONTENT_KEY } from "../../src/auth/approvals.js";
+import { REQUEST_CONTENT_KEY, type ApprovalRequest } from "../../src/auth/approvals.js";
 import { LdapDirectory } from "../../src/auth/ldap-directory.js";
 import { Policies, parsePolicyFile } from "../../src/auth/policy.js";
 import { ManualClock } from "../../src/clock.js";
@@ -18,6 +18,7 @@ import { message } from "../../src/chat/message.js";
 import { defineCommand } from "../../src/commands/declare.js";
 import { name } from "../../src/commands/types.js";
 import { configSchema } from "../../src/config/schema.js";
+import { FileStateStore } from "../../src/state/file-store.js";
 import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
 import { directoryOptions, startSlapd, type Slapd } from "../support/slapd.js";
 import { DOMAIN, handledBy, startWorld, type World } from "../support/world.js";
@@ -264,6 +265,20 @@ describe("authorization matrix (real slapd)", () => {
   });
 });
 
+/** Stops majordome and changes its only approval request in the store, as a kill would have left it. */
+async function editRequest(s: Setup, change: (request: ApprovalRequest) => void): Promise<string> {
+  await s.app.stop();
+  const store = await FileStateStore.open(s.stateDir);
+  try {
+    const [entry] = await store.list<ApprovalRequest>("approvals/");
+    change(entry!.value);
+    await store.set(entry!.key, entry!.value);
+    return entry!.value.id;
+  } finally {
+    await store.close();
+  }
+}
+
 describe("approval by reaction", () => {
   it("posts a request with the plan, pre-reacts ✅ ❌, and runs nothing yet", async () => {
     const s = await setup();
@@ -393,6 +408,54 @@ describe("approval by reaction", () => {
     await s.restart(); // and once more: it does not run again
     await s.app.pipeline.idle();
     expect(ran).toEqual(["stop web"]);
+  });
+
+  it("killed after the run, before the request was finished: the restart shows the outcome, runs nothing", async () => {
+    const s = await setup();
+    const { reply } = await ask(s, "alice", "!demo stop web");
+    await react(s, "bob", reply.event_id, "✅");
+    expect(ran).toEqual(["stop web"]);
+    const id = await editRequest(s, (r) => {
+      r.status = "approved";
+      delete r.outcome;
+    });
+    await s.restart();
+    await s.app.pipeline.idle();
+    expect((await s.app.pipeline.approvals.load(id))?.status).toBe("done");
+    expect(ran).toEqual(["stop web"]);
+  });
+
+  it("killed once approved, before the run began: the restart runs it, once", async () => {
+    const s = await setup();
+    const { reply } = await ask(s, "alice", "!demo stop web");
+    const id = await editRequest(s, (r) => {
+      r.status = "approved";
+      r.votes = { $vote: { sender: "@bob:deuxfleurs.fr", vote: "approve" } };
+    });
+    await s.restart();
+    await s.app.pipeline.idle();
+    await s.app.outbox.drained();
+    expect(ran).toEqual(["stop web"]);
+    expect((await s.app.pipeline.approvals.load(id))?.status).toBe("done");
+    await eventually(() => expect(currentText(s.w, reply.event_id)).toMatch(/\*\*Done\*\*/));
+    await s.restart();
+    await s.app.pipeline.idle();
+    expect(ran).toEqual(["stop web"]);
+  });
+
+  it("killed after a ✅ was saved, before the quorum was evaluated: the restart evaluates it", async () => {
+    const s = await setup();
+    const { reply } = await ask(s, "alice", "!demo stop web");
+    await s.app.stop();
+    const vote = s.w.react("bob", reply.event_id, "✅");
+    await editRequest(s, (r) => {
+      r.votes = { [vote]: { sender: "@bob:deuxfleurs.fr", vote: "approve" } };
+    });
+    await s.restart();
+    await s.app.pipeline.idle();
+    await s.app.outbox.drained();
+    expect(ran).toEqual(["stop web"]);
+    await eventually(() => expect(currentText(s.w, reply.event_id)).toMatch(/\*\*Done\*\*/));
   });
 
   it("directory down at quorum: nothing is done, the request stays open, and a later ✅ runs it", async () => {
