@@ -5,6 +5,12 @@ import type { Allocation, Deployment } from "../src/backends/nomad/types.js";
 import type { CommandContext } from "../src/commands/context.js";
 
 const TERMINAL = new Set(["successful", "failed", "cancelled"]);
+
+/**
+ * What following a rollout needs of its command: a command's context, or, when a restart resumes the
+ * follow-up of a deploy, one made from the services and what the action journal recorded.
+ */
+export type FollowContext = Pick<CommandContext, "services" | "roomId" | "prefix" | "edit" | "thread">;
 const LONG_POLL_MS = 30_000;
 
 /**
@@ -13,7 +19,7 @@ const LONG_POLL_MS = 30_000;
  * the deploy timeout passes. Returns the final status.
  */
 export async function followRollout(
-  ctx: CommandContext,
+  ctx: FollowContext,
   nomad: NomadServices,
   job: string,
   evalId: string,
@@ -53,7 +59,7 @@ export async function followRollout(
 }
 
 async function followDeployment(
-  ctx: CommandContext,
+  ctx: FollowContext,
   nomad: NomadServices,
   job: string,
   deploymentId: string,
@@ -85,7 +91,7 @@ async function followDeployment(
 }
 
 async function timedOut(
-  ctx: CommandContext,
+  ctx: FollowContext,
   job: string,
   progressId: string,
   nomad: NomadServices,
@@ -100,7 +106,7 @@ async function timedOut(
 }
 
 async function explainFailure(
-  ctx: CommandContext,
+  ctx: FollowContext,
   nomad: NomadServices,
   job: string,
   deployment: Deployment,

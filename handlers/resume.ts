@@ -4,11 +4,17 @@ import type { ActionRecord } from "../src/state/journal.js";
 import type { Resumer } from "../src/state/resume.js";
 import { resumeBucketCreation } from "./bucket.js";
 import { resumeDatabaseCreation } from "./db.js";
+import { resumeDeploy } from "./deploy.js";
 
 /** The kinds of action that resume after a restart from their last completed step, and how. */
 export function resumers(services: Services): Map<string, Resumer> {
-  const report = (action: ActionRecord, text: string) =>
-    services.outbox.send(action.roomId, message(text), { id: `${action.id}#resumed` });
+  // Where the action's command was answered, when it says (a deploy: a reply, or the request's thread).
+  const report = (action: ActionRecord, text: string) => {
+    const { replyTo, threadRoot } = action.args;
+    const placement =
+      typeof threadRoot === "string" ? { threadRoot } : typeof replyTo === "string" ? { replyTo } : {};
+    return services.outbox.send(action.roomId, message(text), { id: `${action.id}#resumed`, ...placement });
+  };
   const resumer =
     (kind: string, resume: (services: Services, action: ActionRecord) => Promise<string>): Resumer =>
     async (action) => {
@@ -23,7 +29,14 @@ export function resumers(services: Services): Map<string, Resumer> {
         );
       }
     };
+  // Following a rollout may take the whole deploy timeout: it goes on beside start-up, not before it.
+  const inBackground =
+    (resume: Resumer): Resumer =>
+    async (action) => {
+      void resume(action);
+    };
   return new Map<string, Resumer>([
+    ["deploy", inBackground(resumer("deploy", resumeDeploy))],
     ["db create", resumer("db create", resumeDatabaseCreation)],
     ["bucket create", resumer("bucket create", resumeBucketCreation)],
   ]);
