@@ -101,11 +101,12 @@ export class GarageAdmin {
     return this.call("POST", "DeleteBucket", { id });
   }
 
+  /** ListKeys names a key's ID `id` (GetKeyInfo and CreateKey: `accessKeyId`). */
   async keyByName(name: string): Promise<KeyInfo | undefined> {
-    const keys = await this.call<KeyInfo[]>("GET", "ListKeys");
+    const keys = await this.call<Array<{ id: string; name: string }>>("GET", "ListKeys");
     const found = keys.filter((k) => k.name === name);
     if (found.length > 1) throw new GarageError(`several Garage keys are named ${name}; name one with --key`);
-    return found[0];
+    return found[0] && { accessKeyId: found[0].id, name: found[0].name };
   }
 
   keyInfo(accessKeyId: string, opts: { showSecretKey?: boolean } = {}): Promise<KeyInfo> {

@@ -15,6 +15,7 @@ import { SystemClock } from "../../src/clock.js";
 import { configSchema } from "../../src/config/schema.js";
 import { startConsulDouble } from "../../src/sandbox/consul/index.js";
 import { startGarageDouble } from "../../src/sandbox/garage/index.js";
+import { createBucket } from "../../handlers/bucket.js";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { spawnMajordome, waitHealthy } from "../support/process.js";
 import { DOMAIN, handledBy, startWorld, type World, writeWorldConfig } from "../support/world.js";
@@ -233,4 +234,56 @@ describe("!bucket create killed with SIGKILL after each step, then restarted", (
       expect(garage.keyIds()).toEqual([consul.kv("secrets/killed/s3_access_key")]);
     },
   );
+});
+
+describe("!bucket create resumed after a kill between Garage's answer and the journal record", () => {
+  it("bucket and key made but not recorded: the resume reuses them (no second key); a failure rolls them back", async () => {
+    const s = await setup();
+    const { garage } = s.app.services.provisioning!;
+    const { journal } = s.app.services;
+    const begin = (id: string, name: string) =>
+      journal.begin({
+        id,
+        kind: "bucket create",
+        args: { name, app: name, website: false, owner: false },
+        requester: "@alice:deuxfleurs.fr",
+        roomId: s.w.roomId,
+      });
+    const keysNamed = async (name: string) => ((await garage!.keyByName(name)) === undefined ? 0 : 1); // keyByName throws on several
+
+    await begin("bk-unrecorded", "orphans");
+    const made = await garage!.createBucket("orphans");
+    await journal.step("bk-unrecorded", "bucket", async () => ({ bucketId: made.id }));
+    await garage!.createKey("orphans");
+    const text = await createBucket(s.app.services, "bk-unrecorded", {
+      name: "orphans",
+      app: "orphans",
+      website: false,
+      owner: false,
+    });
+    expect(text).toMatch(/Bucket `orphans` created/);
+    expect(await keysNamed("orphans")).toBe(1);
+    expect(s.consul.kv("secrets/orphans/s3_access_key")).toBe(
+      (await garage!.keyByName("orphans"))?.accessKeyId,
+    );
+
+    // Someone else's secret in the way: the resume fails and rolls back the unrecorded bucket and key,
+    // leaving that secret alone.
+    await begin("bk-rolled-back", "strays");
+    await garage!.createBucket("strays");
+    await garage!.createKey("strays");
+    s.consul.putKv("secrets/strays/s3_bucket", "somebody-elses");
+    await expect(
+      createBucket(s.app.services, "bk-rolled-back", {
+        name: "strays",
+        app: "strays",
+        website: false,
+        owner: false,
+      }),
+    ).rejects.toThrow(/already exists in Consul.*Rolled back: the secrets, key GK[0-9a-f]+, bucket strays/);
+    expect(await garage!.bucketByAlias("strays")).toBeUndefined();
+    expect(await keysNamed("strays")).toBe(0);
+    expect(s.consul.kv("secrets/strays/s3_bucket")).toBe("somebody-elses");
+    expect(s.consul.kv("secrets/strays/s3_access_key")).toBeUndefined();
+  });
 });

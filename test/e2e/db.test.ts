@@ -19,6 +19,7 @@ import { startConsulDouble } from "../../src/sandbox/consul/index.js";
 import { FileStateStore } from "../../src/state/file-store.js";
 import { ConsulSecrets, consulClient } from "../../src/backends/consul-secrets.js";
 import { ActionJournal } from "../../src/state/journal.js";
+import { createDatabase } from "../../handlers/db.js";
 import {
   connectTo,
   postgresConfig,
@@ -313,4 +314,70 @@ describe("!db create killed with SIGKILL after each step, then restarted", () =>
       expect(await canLogin(db, password, db)).toBe(true);
     },
   );
+});
+
+describe("!db create resumed after a kill between a step's effect and its journal record", () => {
+  const begin = (s: Setup, id: string, name: string) =>
+    s.app.services.journal.begin({
+      id,
+      kind: "db create",
+      args: { name, app: name, owner: name },
+      requester: "@alice:deuxfleurs.fr",
+      roomId: s.w.roomId,
+    });
+
+  it("secrets written but not recorded: the resume keeps them (and their password) instead of failing", async () => {
+    const s = await setup();
+    await begin(s, "db-secrets-unrecorded", "ghost");
+    const password = "Unrecorded0123456789abcdefghijklm";
+    s.consul.putKv("secrets/ghost/db_user", "ghost");
+    s.consul.putKv("secrets/ghost/db_name", "ghost");
+    s.consul.putKv("secrets/ghost/db_pass", password);
+    const text = await createDatabase(s.app.services, "db-secrets-unrecorded", {
+      name: "ghost",
+      app: "ghost",
+      owner: "ghost",
+    });
+    expect(text).toMatch(/Database `ghost` created/);
+    expect(await canLogin("ghost", password, "ghost")).toBe(true);
+  });
+
+  it("CREATE DATABASE made but not recorded: the resume finishes; a failure rolls back the step in progress too", async () => {
+    const s = await setup();
+    const { postgres } = s.app.services.provisioning!;
+    const { journal } = s.app.services;
+    // Finished: the database is there, its step unrecorded.
+    await begin(s, "db-database-unrecorded", "phantom");
+    const password = "Phantom0123456789abcdefghijklmno";
+    await journal.step("db-database-unrecorded", "secrets", async () => {
+      s.consul.putKv("secrets/phantom/db_user", "phantom");
+      s.consul.putKv("secrets/phantom/db_name", "phantom");
+      s.consul.putKv("secrets/phantom/db_pass", password);
+    });
+    await journal.step("db-database-unrecorded", "role", () => postgres!.createRole("phantom", password));
+    await postgres!.createDatabase("phantom", "phantom");
+    const args = { name: "phantom", app: "phantom", owner: "phantom" };
+    expect(await createDatabase(s.app.services, "db-database-unrecorded", args)).toMatch(/created/);
+    expect(await canLogin("phantom", password, "phantom")).toBe(true);
+
+    // Rolled back: the password in Consul no longer logs in, so the verification fails; the database,
+    // made by the unrecorded step, goes too, and the role and secrets with it.
+    await begin(s, "db-rolled-back", "wraith");
+    await journal.step("db-rolled-back", "secrets", async () => {
+      s.consul.putKv("secrets/wraith/db_user", "wraith");
+      s.consul.putKv("secrets/wraith/db_name", "wraith");
+      s.consul.putKv("secrets/wraith/db_pass", "Wraith0123456789abcdefghijklmnop");
+    });
+    await journal.step("db-rolled-back", "role", () =>
+      postgres!.createRole("wraith", "Other0123456789abcdefghijklmnopq"),
+    );
+    await postgres!.createDatabase("wraith", "wraith");
+    await journal.step("db-rolled-back", "database", async () => undefined);
+    await expect(
+      createDatabase(s.app.services, "db-rolled-back", { name: "wraith", app: "wraith", owner: "wraith" }),
+    ).rejects.toThrow(/cannot log in.*Rolled back: database wraith, role wraith, the secrets/);
+    expect(await postgres!.databaseExists("wraith")).toBe(false);
+    expect(await postgres!.roleExists("wraith")).toBe(false);
+    expect(s.consul.kv("secrets/wraith/db_pass")).toBeUndefined();
+  });
 });
