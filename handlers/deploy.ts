@@ -181,9 +181,8 @@ export async function resumeDeploy(services: Services, action: ActionRecord): Pr
     thread: (root, msg) =>
       outbox.send(action.roomId, msg, { id: `${action.id}#resumed-t${threads++}`, threadRoot: root }),
   };
-  const text = await followAndClose(ctx, nomad, action.id, args.job, registered);
-  await journal.finish(action.id, "succeeded");
-  return text;
+  // Left running: the resumer closes it once its report is in the outbox, so a kill in between loses nothing.
+  return followAndClose(ctx, nomad, action.id, args.job, registered);
 }
 
 async function closeApprovedRequest(services: Services, action: ActionRecord): Promise<string> {

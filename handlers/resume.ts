@@ -16,11 +16,18 @@ export function resumers(services: Services): Map<string, Resumer> {
     return services.outbox.send(action.roomId, message(text), { id: `${action.id}#resumed`, ...placement });
   };
   const resumer =
-    (kind: string, resume: (services: Services, action: ActionRecord) => Promise<string>): Resumer =>
+    (
+      kind: string,
+      resume: (services: Services, action: ActionRecord) => Promise<string>,
+      opts: { closeAfterReport?: boolean } = {},
+    ): Resumer =>
     async (action) => {
       try {
         const result = await resume(services, action);
         await report(action, `♻️ Resumed after a restart (action ${code(action.id)}): ${result}`);
+        // An action that ends by saying so is closed once that is in the outbox, not before.
+        if (opts.closeAfterReport && (await services.journal.get(action.id))?.status === "running")
+          await services.journal.finish(action.id, "succeeded");
       } catch (error) {
         const why = (error as Error).message;
         await report(
@@ -33,10 +40,11 @@ export function resumers(services: Services): Map<string, Resumer> {
   const inBackground =
     (resume: Resumer): Resumer =>
     async (action) => {
-      void resume(action);
+      // A follow-up cut short by a stop leaves the action in the journal for the next start (or is reported).
+      void resume(action).catch(() => undefined);
     };
   return new Map<string, Resumer>([
-    ["deploy", inBackground(resumer("deploy", resumeDeploy))],
+    ["deploy", inBackground(resumer("deploy", resumeDeploy, { closeAfterReport: true }))],
     ["db create", resumer("db create", resumeDatabaseCreation)],
     ["bucket create", resumer("bucket create", resumeBucketCreation)],
   ]);
