@@ -46,6 +46,11 @@ export interface ApprovalRequest {
   /** Counted reactions by reaction event ID. */
   votes: Record<string, { sender: string; vote: "approve" | "reject" }>;
   outcome?: string;
+  /**
+   * False from the moment a request is decided until its message shows it (and it is audited): a kill
+   * in between is made good at start-up. Absent on requests decided before this field existed.
+   */
+  shown?: boolean;
 }
 
 export interface Reaction {
@@ -184,15 +189,16 @@ export class Approvals {
     for (const request of await this.unfinished()) {
       if (roomId !== undefined && request.roomId !== roomId) continue;
       if (request.status === "approved") await this.resumeApproved(request);
-      else await this.recoverPending(request);
+      else if (request.status === "pending") await this.recoverPending(request);
+      else await this.show(request, request.outcome ?? "", distinctApprovers(request));
     }
   }
 
-  /** Requests not decided yet, or approved and not finished. */
+  /** Requests not decided yet, approved and not finished, or decided and not shown yet. */
   async unfinished(): Promise<ApprovalRequest[]> {
     return (await this.deps.store.list<ApprovalRequest>(PREFIX))
       .map((e) => e.value)
-      .filter((r) => r.status === "pending" || r.status === "approved");
+      .filter((r) => r.status === "pending" || r.status === "approved" || r.shown === false);
   }
 
   private async recoverPending(request: ApprovalRequest): Promise<void> {
@@ -406,7 +412,13 @@ export class Approvals {
     if (!(await this.transition(request.id, request.status, status, outcome))) return;
     this.deps.clock.clearTimeout(this.timers.get(request.id));
     this.timers.delete(request.id);
-    await this.edit({ ...request, status }, outcome);
+    await this.show({ ...request, status }, outcome, approvers);
+  }
+
+  /** Edits a decided request's message to its outcome and audits it, then marks it shown. */
+  private async show(request: ApprovalRequest, outcome: string, approvers: string[]): Promise<void> {
+    const { status } = request;
+    await this.edit(request, outcome);
     await this.deps.audit({
       kind: `approval.${status}`,
       actor: request.requester,
@@ -416,6 +428,11 @@ export class Approvals {
       digest: request.digest,
       approvers,
       result: outcome,
+    });
+    await this.update(request.id, (r) => {
+      if (r.shown !== false) return false;
+      r.shown = true;
+      return true;
     });
   }
 
@@ -429,7 +446,13 @@ export class Approvals {
     for (;;) {
       const current = await this.deps.store.get<ApprovalRequest>(PREFIX + id);
       if (!current || current.value.status !== from) return false;
-      const next = { ...current.value, status: to, ...(outcome ? { outcome } : {}) };
+      const decided = to !== "pending" && to !== "approved";
+      const next = {
+        ...current.value,
+        status: to,
+        ...(outcome ? { outcome } : {}),
+        ...(decided ? { shown: false } : {}),
+      };
       if (await this.deps.store.cas(PREFIX + id, next, current.version)) return true;
     }
   }

@@ -425,6 +425,19 @@ describe("approval by reaction", () => {
     expect(ran).toEqual(["stop web"]);
   });
 
+  it("killed once decided, before its message showed it: the restart shows it, runs nothing", async () => {
+    const s = await setup();
+    const { reply } = await ask(s, "alice", "!demo stop web");
+    await react(s, "bob", reply.event_id, "✅");
+    const id = await editRequest(s, (r) => {
+      r.shown = false;
+    });
+    await s.restart();
+    await s.app.pipeline.idle();
+    expect((await s.app.pipeline.approvals.load(id))?.shown).toBe(true);
+    expect(ran).toEqual(["stop web"]);
+  });
+
   it("killed once approved, before the run began: the restart runs it, once", async () => {
     const s = await setup();
     const { reply } = await ask(s, "alice", "!demo stop web");
