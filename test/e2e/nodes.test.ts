@@ -199,7 +199,9 @@ describe("Nomad nodes from chat", () => {
     expect(allocs.map((a) => a.NodeName)).toEqual(["big", "big"]);
 
     const refused = await s.ask("alice", "!drain big");
-    expect(refused).toMatch(/⛔ `drain` refused: Not drained: the other nodes have no room for `heavy` › `app`/);
+    expect(refused).toMatch(
+      /⛔ `drain` refused: Not drained: the other nodes have no room for `heavy` › `app`/,
+    );
     expect(refused).toMatch(/free: `small` 500 MHz/);
     expect(refused).toMatch(/add `--force` to drain anyway/);
     expect(refused).not.toMatch(/Approval needed/);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
-import { message, type MessageContent } from "../../src/chat/message.js";
+import { message } from "../../src/chat/message.js";
 import { Outbox, transactionId } from "../../src/chat/outbox.js";
 import { DeliveryError } from "../../src/chat/transport.js";
 import { RecordingTransport } from "../support/recording-transport.js";
