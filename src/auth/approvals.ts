@@ -415,10 +415,18 @@ export class Approvals {
     await this.show({ ...request, status }, outcome, approvers);
   }
 
-  /** Edits a decided request's message to its outcome and audits it, then marks it shown. */
+  /**
+   * Edits a decided request's message to its outcome, marks it shown, then audits it. Marked shown as
+   * soon as the edit is queued (durably), so that a kill after that does not edit it a second time.
+   */
   private async show(request: ApprovalRequest, outcome: string, approvers: string[]): Promise<void> {
     const { status } = request;
     await this.edit(request, outcome);
+    await this.update(request.id, (r) => {
+      if (r.shown !== false) return false;
+      r.shown = true;
+      return true;
+    });
     await this.deps.audit({
       kind: `approval.${status}`,
       actor: request.requester,
@@ -428,11 +436,6 @@ export class Approvals {
       digest: request.digest,
       approvers,
       result: outcome,
-    });
-    await this.update(request.id, (r) => {
-      if (r.shown !== false) return false;
-      r.shown = true;
-      return true;
     });
   }
 
