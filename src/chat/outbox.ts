@@ -65,7 +65,6 @@ export class Outbox {
   private readonly waiters = new Map<string, Array<(eventId: string | null) => void>>();
   private readonly idleWaiters: Array<() => void> = [];
   private lastSeq = 0;
-  private editCounter = 0;
   private running = false;
 
   private readonly limit: LimitFunction;
@@ -147,7 +146,8 @@ export class Outbox {
       return;
     }
     await this.enqueue({
-      id: `${target}~e${++this.editCounter}`,
+      // Unique across restarts (a counter from 0 would reuse an ID, and its transaction ID, from before).
+      id: `${target}~e${this.nextSeq().toString(36)}`,
       roomId,
       // All edits of a message share a lane, so they reach the homeserver in the order they were made.
       lane: `${roomId} edits of ${target}`,
