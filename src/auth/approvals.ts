@@ -421,7 +421,7 @@ export class Approvals {
    */
   private async show(request: ApprovalRequest, outcome: string, approvers: string[]): Promise<void> {
     const { status } = request;
-    await this.edit(request, outcome);
+    await this.edit(request, outcome, true);
     await this.update(request.id, (r) => {
       if (r.shown !== false) return false;
       r.shown = true;
@@ -515,8 +515,14 @@ export class Approvals {
     await this.deps.outbox.send(request.roomId, { markdown: text }, { threadRoot: threadOf(request) });
   }
 
-  private edit(request: ApprovalRequest, status: string): Promise<void> {
-    return this.deps.outbox.edit(request.roomId, request.messageId, this.render(request, status));
+  /** `once`: the edit that shows a decided request's outcome, under a fixed ID (never shown twice). */
+  private edit(request: ApprovalRequest, status: string, once = false): Promise<void> {
+    return this.deps.outbox.edit(
+      request.roomId,
+      request.messageId,
+      this.render(request, status),
+      once ? { id: `${request.id}#shown-${request.status}` } : {},
+    );
   }
 
   private render(request: ApprovalRequest, status?: string): Message {

@@ -130,8 +130,18 @@ export class Outbox {
     return id;
   }
 
-  /** Replaces a message's content; pending edits of the same message are coalesced into the latest. */
-  async edit(roomId: string, target: string, msg: Message): Promise<void> {
+  /**
+   * Replaces a message's content; pending edits of the same message are coalesced into the latest.
+   * Giving `id` makes the call idempotent instead (an outcome edited again after a crash): it is not
+   * coalesced, and a second call with the same ID does nothing.
+   */
+  async edit(roomId: string, target: string, msg: Message, opts: { id?: string } = {}): Promise<void> {
+    const lane = `${roomId} edits of ${target}`;
+    if (opts.id !== undefined) {
+      if (this.known(opts.id)) return;
+      await this.enqueue({ id: opts.id, roomId, lane, kind: "edit", target, message: msg });
+      return;
+    }
     const pending = [...this.queues.values()]
       .flat()
       .find(
@@ -150,7 +160,7 @@ export class Outbox {
       id: `${target}~e${this.nextSeq().toString(36)}`,
       roomId,
       // All edits of a message share a lane, so they reach the homeserver in the order they were made.
-      lane: `${roomId} edits of ${target}`,
+      lane,
       kind: "edit",
       target,
       message: msg,
