@@ -15,6 +15,7 @@
  * updates, heartbeats, evaluations, some job, deployment and node events, and a few failures (driver
  * failures, crashes, OOM kills, restarts, nodes going down) so the rules have something to say.
  */
+import { seededRandom } from "../test/support/random.js";
 
 export interface NomadCorpusOptions {
   /** Lines to produce. Default 100,000. */
@@ -51,7 +52,8 @@ export const CORPUS_START_MS = Date.parse("2026-03-01T12:00:00Z");
 const T0_NS = CORPUS_START_MS * 1e6;
 
 export function nomadEventCorpus(options: NomadCorpusOptions = {}): string[] {
-  const random = mulberry32(options.seed ?? 6);
+  // Seeded: the corpus is the same on every run.
+  const random = seededRandom(options.seed ?? 6);
   const cluster = new Cluster(random, options.nodes ?? 12, options.jobs ?? 40);
   const lines: string[] = [];
   const total = options.lines ?? 100_000;
@@ -514,15 +516,3 @@ function taskEvent(
 }
 
 const rfc3339 = (ns: number): string => new Date(Math.floor(ns / 1e6)).toISOString();
-
-/** A small seeded PRNG (mulberry32): the corpus must be the same on every run. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

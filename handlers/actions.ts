@@ -1,3 +1,4 @@
+import type { ConsulSecrets } from "../src/backends/consul-secrets.js";
 import type { CommandContext } from "../src/commands/context.js";
 
 /**
@@ -41,4 +42,24 @@ export class Rollback {
       : "";
     return `Rolled back: ${this.undone.join(", ") || "nothing"}.${failed}`;
   }
+}
+
+/**
+ * Rolls back the secrets an action wrote: each key that holds the value the action wrote (undefined:
+ * absent when the action began, so whatever is there now is the action's own).
+ */
+export async function undoSecrets(
+  rollback: Rollback,
+  secrets: ConsulSecrets,
+  ours: ReadonlyArray<readonly [key: string, value: string | undefined]>,
+): Promise<void> {
+  const present: string[] = [];
+  for (const [key, value] of ours) {
+    const stored = await secrets.read(key).catch(() => undefined);
+    if (stored !== undefined && (value === undefined || stored === value)) present.push(key);
+  }
+  if (present.length > 0)
+    await rollback.undo("the secrets", async () => {
+      for (const key of present) await secrets.remove(key);
+    });
 }

@@ -2,7 +2,7 @@ import { code, message, table } from "../src/chat/message.js";
 import { APP_NAME, templateStanza, type ConsulSecrets } from "../src/backends/consul-secrets.js";
 import { bucketNameProblem, type GarageAdmin } from "../src/backends/garage.js";
 import type { Services } from "../src/commands/context.js";
-import { beginAction, Rollback } from "./actions.js";
+import { beginAction, Rollback, undoSecrets } from "./actions.js";
 import { defineCommand, type CommandSpec } from "../src/commands/declare.js";
 import { integer, name, type ArgType } from "../src/commands/types.js";
 import type { ActionRecord } from "../src/state/journal.js";
@@ -167,15 +167,7 @@ async function rollBack(
       // Absent when the action began (the pre-check): present now, it is this action's.
       [keys.secret, undefined],
     ];
-    const present: string[] = [];
-    for (const [key, value] of ours) {
-      const stored = await secrets.read(key).catch(() => undefined);
-      if (stored !== undefined && (value === undefined || stored === value)) present.push(key);
-    }
-    if (present.length > 0)
-      await rollback.undo("the secrets", async () => {
-        for (const key of present) await secrets.remove(key);
-      });
+    await undoSecrets(rollback, secrets, ours);
   }
   if (keyId) await rollback.undo(`key ${keyId}`, () => garage.deleteKey(keyId));
   const bucketId =

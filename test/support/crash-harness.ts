@@ -18,17 +18,8 @@ import type { RecordingProxy } from "./recording-proxy.js";
 // ---------------------------------------------------------------------------------------------------
 // Seeded randomness
 
-/** mulberry32: a small seeded PRNG, so that CRASH_SEED replays the same kill points. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** So that CRASH_SEED replays the same kill points. */
+export { seededRandom } from "./random.js";
 
 export function shuffled<T>(items: T[], random: () => number): T[] {
   const out = [...items];
