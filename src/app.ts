@@ -176,15 +176,7 @@ export async function startMajordome(deps: AppDeps): Promise<Majordome> {
     ...(deps.postgresUnavailable ? { postgresUnavailable: deps.postgresUnavailable } : {}),
     ...(config.consul
       ? {
-          secrets: new ConsulSecrets(
-            consulClient({
-              address: config.consul.address,
-              ...(config.consul.token ? { token: config.consul.token } : {}),
-              ...(config.consul.datacenter ? { datacenter: config.consul.datacenter } : {}),
-              ...(config.consul.tls ? { tls: config.consul.tls } : {}),
-            }),
-            config.secrets,
-          ),
+          secrets: new ConsulSecrets(consulClient(consulOptions(config, "secrets")), config.secrets),
         }
       : {}),
     ...(config.postgres

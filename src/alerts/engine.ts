@@ -596,7 +596,7 @@ export class AlertEngine {
     await this.sendMessage(incident, messageId);
     incident.messageId = messageId;
     this.dirty.delete(incident.id);
-    await this.write(incident.id, this.deps.clock.now());
+    await this.persist([incident], this.deps.clock.now());
   }
 
   private async sendMessage(incident: Incident, id = incident.messageId!): Promise<void> {
@@ -634,22 +634,18 @@ export class AlertEngine {
       const incident = this.incidents.get(id);
       return incident ? [incident] : [];
     });
-    await this.deps.store.setMany(writing.map((incident) => [INCIDENTS + incident.id, incident] as const));
-    for (const incident of writing) {
-      this.touched.delete(incident.id);
-      this.storedAt.set(incident.id, now);
-      this.notify(incident);
-    }
+    await this.persist(writing, now);
     for (const id of touched) if (!due.includes(id)) this.notifyById(id);
   }
 
-  private async write(id: string, now: number): Promise<void> {
-    this.touched.delete(id);
-    const incident = this.incidents.get(id);
-    if (!incident) return;
-    await this.deps.store.set(INCIDENTS + id, incident);
-    this.storedAt.set(id, now);
-    this.notify(incident);
+  /** Stores incidents in one batch, then shows them. A change made meanwhile stays marked for later. */
+  private async persist(incidents: Incident[], now: number): Promise<void> {
+    for (const incident of incidents) this.touched.delete(incident.id);
+    await this.deps.store.setMany(incidents.map((incident) => [INCIDENTS + incident.id, incident] as const));
+    for (const incident of incidents) {
+      this.storedAt.set(incident.id, now);
+      this.notify(incident);
+    }
   }
 
   private notifyById(id: string): void {
