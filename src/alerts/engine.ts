@@ -523,6 +523,7 @@ export class AlertEngine {
   }
 
   private silenceOf(incident: Incident): Silence | undefined {
+    if (this.silenceList.size === 0) return undefined;
     const now = this.deps.clock.now();
     const target = {
       incident: incident.id,

@@ -56,5 +56,9 @@ export function primaryMembers(incident: Incident): Member[] {
 
 /** Firing while any of its own members is firing; the absorbed ones only add detail. */
 export function stateFromMembers(incident: Incident): IncidentState {
-  return primaryMembers(incident).some((m) => m.effective === "firing") ? "firing" : "resolved";
+  for (const id in incident.members) {
+    const member = incident.members[id]!;
+    if (member.primary && member.effective === "firing") return "firing";
+  }
+  return "resolved";
 }

@@ -118,7 +118,7 @@ function deployment(id: string, status: string, version = 1): Deployment {
 const deploymentEvent = (d: Deployment) =>
   event("Deployment", "DeploymentStatusUpdate", d.ID, { Deployment: d });
 
-const brief = (signals: Signal[]) =>
+const brief = (signals: readonly Signal[]) =>
   signals.map(
     (s) =>
       `${s.kind} ${s.status} ${s.subject.alloc ?? s.subject.deployment ?? s.subject.node ?? s.subject.job}`,
@@ -222,6 +222,29 @@ describe("allocation rules", () => {
       },
     });
     expect(brief(rules.onEvent(allocEvent(back), T0 + 16_000))).toEqual(["alloc-oom resolved a-oom"]);
+  });
+
+  it("a second OOM kill of the same allocation fires again, even one logged at the same nanosecond", () => {
+    const rules = new NomadRules();
+    const started = taskEvent("Started", T0);
+    const oomAt = (ms: number) => taskEvent("Terminated", ms, { exit_code: "137", oom_killed: "true" });
+    const states = (...events: TaskEvent[]) => alloc("a-oom", { TaskStates: { web: running(...events) } });
+    const steps: Array<[TaskEvent[], string[]]> = [
+      [[started, oomAt(T0 + 1000)], ["alloc-oom firing a-oom"]],
+      [[started, oomAt(T0 + 1000), taskEvent("Started", T0 + 2000)], ["alloc-oom resolved a-oom"]],
+      // The same update again: nothing new.
+      [[started, oomAt(T0 + 1000), taskEvent("Started", T0 + 2000)], []],
+      // Killed again at the very nanosecond it started: a new event all the same.
+      [
+        [started, oomAt(T0 + 1000), taskEvent("Started", T0 + 2000), oomAt(T0 + 2000)],
+        ["alloc-oom firing a-oom"],
+      ],
+    ];
+    for (const [i, [events, expected]] of steps.entries())
+      expect(brief(rules.onEvent(allocEvent(states(...events)), T0 + 3000 + i)), `step ${i}`).toEqual(
+        expected,
+      );
+    expect(rules.sizes().open).toBe(1);
   });
 
   it("fires a restart loop only for more than K crash restarts within the window", () => {

@@ -98,8 +98,8 @@ const REASON_LIMIT = 300;
 
 interface Context {
   at: number;
-  /** Prefix of the ids of the signals this input produces. */
-  idBase: string;
+  /** Prefix of the ids of the signals this input produces (built only when one is: most inputs give none). */
+  idBase: () => string;
   /** Seen before the gap: may resolve, may not raise. */
   quiet: boolean;
   out: Emitted[];
@@ -133,12 +133,20 @@ interface AllocTrack {
 export class NomadRules {
   private readonly options: NomadRulesOptions;
   private readonly open = new Map<string, OpenCondition>();
+  /**
+   * How many open allocation conditions each job and each allocation has: most allocation updates
+   * are healthy ones about objects with nothing open, and these answer that without a scan.
+   */
+  private readonly openAllocsOfJob = new Map<string, number>();
+  private readonly openOfAlloc = new Map<string, number>();
   private readonly allocs = new Map<string, AllocTrack>();
-  private readonly objectIndex = new Map<string, number>();
+  /** Per topic, the last index processed per object (by ID; `namespace/ID` for jobs). */
+  private readonly objectIndex = new Map<string, Map<string, number>>();
 
   constructor(options: Partial<NomadRulesOptions> = {}, state?: NomadRulesState) {
     this.options = { ...DEFAULT_NOMAD_RULES, ...options };
-    for (const condition of state?.open ?? []) this.open.set(condition.key, condition);
+    for (const topic of HANDLED_TOPICS) this.objectIndex.set(topic, new Map());
+    for (const condition of state?.open ?? []) this.addOpen(condition);
   }
 
   openConditions(): OpenCondition[] {
@@ -151,19 +159,21 @@ export class NomadRules {
 
   /** How much the rules hold in memory (the trackers are bounded by the options). */
   sizes(): { open: number; trackedAllocs: number; trackedObjects: number } {
-    return { open: this.open.size, trackedAllocs: this.allocs.size, trackedObjects: this.objectIndex.size };
+    let trackedObjects = 0;
+    for (const indexes of this.objectIndex.values()) trackedObjects += indexes.size;
+    return { open: this.open.size, trackedAllocs: this.allocs.size, trackedObjects };
   }
 
   /** The signals one stream event gives (none for most). */
-  onEvent(event: NomadStreamEvent, at: number): Signal[] {
+  onEvent(event: NomadStreamEvent, at: number): readonly Signal[] {
     const ctx: Context = {
       at,
-      idBase: `nomad/${event.Index}/${event.Topic}/${event.Key}/${event.Type}`,
+      idBase: () => `nomad/${event.Index}/${event.Topic}/${event.Key}/${event.Type}`,
       quiet: false,
       out: [],
     };
     this.dispatch(event.Topic, event.Type, event.Payload, event.Index, ctx, 0);
-    return ctx.out.map((e) => e.signal);
+    return ctx.out.length === 0 ? NO_SIGNALS : ctx.out.map((e) => e.signal);
   }
 
   /**
@@ -172,7 +182,7 @@ export class NomadRules {
    * the source calls this as time passes (on each heartbeat).
    */
   expire(at: number): Signal[] {
-    const ctx: Context = { at, idBase: `nomad-quiet/${at}`, quiet: false, out: [] };
+    const ctx: Context = { at, idBase: () => `nomad-quiet/${at}`, quiet: false, out: [] };
     for (const condition of [...this.open.values()]) {
       if (condition.kind !== "alloc-restart-loop") continue;
       const track = this.allocs.get(condition.subject.alloc ?? "");
@@ -199,7 +209,7 @@ export class NomadRules {
     const input = (topic: string, payload: Record<string, unknown>, key: string, index: number) => {
       const ctx: Context = {
         at: options.at,
-        idBase: `nomad-sync/${index}/${topic}/${key}`,
+        idBase: () => `nomad-sync/${index}/${topic}/${key}`,
         quiet: !firstStart && index <= (options.changedAfter ?? 0),
         out,
       };
@@ -215,7 +225,7 @@ export class NomadRules {
       input("Allocation", { Allocation: a }, a.ID, a.ModifyIndex ?? 0);
     this.resolveVanished(snapshot, {
       at: options.at,
-      idBase: `nomad-sync/${snapshot.index}`,
+      idBase: () => `nomad-sync/${snapshot.index}`,
       quiet: false,
       out,
     });
@@ -238,9 +248,11 @@ export class NomadRules {
       return;
     const id = (object as { ID: string }).ID;
     const namespace = (object as { Namespace?: string }).Namespace || "default";
-    const objectKey = `${topic}/${namespace}/${id}`;
-    if ((this.objectIndex.get(objectKey) ?? -1) >= index) return;
-    remember(this.objectIndex, objectKey, index, this.options.maxTrackedObjects);
+    // Allocation, deployment and node IDs are UUIDs; job IDs are names, unique per namespace.
+    const objectKey = topic === "Job" ? `${namespace}/${id}` : id;
+    const indexes = this.objectIndex.get(topic)!;
+    if ((indexes.get(objectKey) ?? -1) >= index) return;
+    remember(indexes, objectKey, index, this.options.maxTrackedObjects);
     switch (topic) {
       case "Allocation":
         return this.onAllocation(object as Allocation, namespace, ctx, seenUntilNs);
@@ -264,11 +276,16 @@ export class NomadRules {
     });
     const track = this.track(alloc.ID);
     let restartedAfterOom = false;
-    track.healthy = healthy(alloc);
-    for (const [task, state] of Object.entries(alloc.TaskStates ?? {})) {
-      const cursor = track.tasks.get(task) ?? { time: seenUntilNs, atTime: Infinity, signaled: false };
-      track.tasks.set(task, cursor);
-      for (const event of unseen(state.Events ?? [], cursor)) {
+    const isHealthy = healthy(alloc);
+    track.healthy = isHealthy;
+    const states = alloc.TaskStates ?? {};
+    for (const task in states) {
+      let cursor = track.tasks.get(task);
+      if (cursor === undefined) {
+        cursor = { time: seenUntilNs, atTime: Infinity, signaled: false };
+        track.tasks.set(task, cursor);
+      }
+      for (const event of unseen(states[task]!.Events ?? [], cursor)) {
         switch (event.Type) {
           case "Restart Signaled":
             cursor.signaled = true;
@@ -305,19 +322,20 @@ export class NomadRules {
         alloc.ClientDescription ||
           `allocation lost (node ${alloc.NodeName ?? alloc.NodeID} stopped answering)`,
       ]);
-    } else if (healthy(alloc)) {
-      const name = `${alloc.JobID}/${alloc.TaskGroup}`;
-      this.resolveWhere(
-        ctx,
-        (c) =>
-          ALLOC_KINDS.has(c.kind) &&
-          c.namespace === namespace &&
-          c.subject.job === alloc.JobID &&
-          c.subject.group === alloc.TaskGroup &&
-          c.subject.alloc !== alloc.ID &&
-          (c.createIndex ?? 0) < (alloc.CreateIndex ?? 0),
-        `a later allocation of ${name} (${short(alloc.ID)}) is running and healthy`,
-      );
+    } else if (isHealthy) {
+      if (this.openAllocsOfJob.has(alloc.JobID))
+        this.resolveWhere(
+          ctx,
+          (c) =>
+            ALLOC_KINDS.has(c.kind) &&
+            c.namespace === namespace &&
+            c.subject.job === alloc.JobID &&
+            c.subject.group === alloc.TaskGroup &&
+            c.subject.alloc !== alloc.ID &&
+            (c.createIndex ?? 0) < (alloc.CreateIndex ?? 0),
+          `a later allocation of ${alloc.JobID}/${alloc.TaskGroup} (${short(alloc.ID)}) is running and healthy`,
+        );
+      if (!this.openOfAlloc.has(alloc.ID)) return;
       if (restartedAfterOom || track.oomAt === undefined)
         this.resolve(ctx, `alloc-oom/${namespace}/${alloc.ID}`, "the task was restarted and runs again");
       const lastRestart = track.restarts.at(-1);
@@ -328,7 +346,11 @@ export class NomadRules {
           "no restart within the window: running and healthy",
         );
     }
-    if (alloc.DesiredStatus !== "run" && alloc.ClientStatus === "complete") {
+    if (
+      alloc.DesiredStatus !== "run" &&
+      alloc.ClientStatus === "complete" &&
+      this.openOfAlloc.has(alloc.ID)
+    ) {
       for (const kind of ["alloc-oom", "alloc-restart-loop"] as const)
         this.resolve(ctx, `${kind}/${namespace}/${alloc.ID}`, "the allocation was stopped");
     }
@@ -471,14 +493,14 @@ export class NomadRules {
   ): void {
     if (ctx.quiet || this.open.has(condition.key)) return;
     const reason = clip(reasonParts.filter((p) => p !== undefined && p !== "").join(": "));
-    this.open.set(condition.key, { ...condition, reason, since: ctx.at });
+    this.addOpen({ ...condition, reason, since: ctx.at });
     const signal: Signal = {
       kind: condition.kind,
       status: "firing",
       subject: condition.subject,
       reason,
       at: ctx.at,
-      id: `${ctx.idBase}/firing/${condition.key}`,
+      id: `${ctx.idBase()}/firing/${condition.key}`,
     };
     ctx.out.push({ key: condition.key, signal });
   }
@@ -486,16 +508,30 @@ export class NomadRules {
   private resolve(ctx: Context, key: string, reason: string): void {
     const condition = this.open.get(key);
     if (condition === undefined) return;
-    this.open.delete(key);
+    this.removeOpen(condition);
     const signal: Signal = {
       kind: condition.kind,
       status: "resolved",
       subject: condition.subject,
       reason: clip(reason),
       at: ctx.at,
-      id: `${ctx.idBase}/resolved/${key}`,
+      id: `${ctx.idBase()}/resolved/${key}`,
     };
     ctx.out.push({ key, signal });
+  }
+
+  private addOpen(condition: OpenCondition): void {
+    this.open.set(condition.key, condition);
+    if (!ALLOC_KINDS.has(condition.kind)) return;
+    count(this.openAllocsOfJob, condition.subject.job ?? "", 1);
+    count(this.openOfAlloc, condition.subject.alloc ?? "", 1);
+  }
+
+  private removeOpen(condition: OpenCondition): void {
+    this.open.delete(condition.key);
+    if (!ALLOC_KINDS.has(condition.kind)) return;
+    count(this.openAllocsOfJob, condition.subject.job ?? "", -1);
+    count(this.openOfAlloc, condition.subject.alloc ?? "", -1);
   }
 
   private resolveWhere(ctx: Context, match: (c: OpenCondition) => boolean, reason: string): void {
@@ -504,12 +540,9 @@ export class NomadRules {
   }
 
   private track(allocId: string): AllocTrack {
-    const track = this.allocs.get(allocId) ?? {
-      tasks: new Map<string, TaskCursor>(),
-      restarts: [],
-      oomAt: undefined,
-      healthy: false,
-    };
+    let track = this.allocs.get(allocId);
+    if (track !== undefined) return track;
+    track = { tasks: new Map<string, TaskCursor>(), restarts: [], oomAt: undefined, healthy: false };
     remember(this.allocs, allocId, track, this.options.maxTrackedAllocs);
     return track;
   }
@@ -524,7 +557,15 @@ type NodePayload = NodeStub & {
 };
 
 /** Task events after the cursor (the list is in time order; Nomad keeps only the latest ones). */
-function unseen(events: readonly TaskEvent[], cursor: TaskCursor): TaskEvent[] {
+function unseen(events: readonly TaskEvent[], cursor: TaskCursor): readonly TaskEvent[] {
+  // Most updates repeat the events already seen: answered from the end of the list.
+  const lastTime = events.at(-1)?.Time;
+  if (lastTime === undefined || lastTime < cursor.time) return NO_EVENTS;
+  if (lastTime === cursor.time) {
+    let atTime = 0;
+    for (let i = events.length - 1; i >= 0 && events[i]!.Time === lastTime; i--) atTime++;
+    if (atTime <= cursor.atTime) return NO_EVENTS;
+  }
   const fresh: TaskEvent[] = [];
   let atCursor = 0;
   for (const event of events) {
@@ -607,6 +648,15 @@ const restartReason = (event: TaskEvent): string => event.Details?.restart_reaso
 const lastNodeMessage = (node: NodePayload): string | undefined => node.Events?.at(-1)?.Message;
 
 const short = (id: string): string => id.slice(0, 8);
+
+const NO_SIGNALS: readonly Signal[] = [];
+const NO_EVENTS: readonly TaskEvent[] = [];
+
+function count(counts: Map<string, number>, key: string, delta: number): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
 
 const clip = (text: string): string =>
   text.length > REASON_LIMIT ? `${text.slice(0, REASON_LIMIT - 1)}…` : text;

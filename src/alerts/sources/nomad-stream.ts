@@ -102,7 +102,10 @@ export class NomadEventSource {
   private readonly random: () => number;
   private rules = new NomadRules();
   private position: StreamPosition = { index: 0, seen: [], at: 0 };
-  private seenAtIndex = new Set<string>();
+  /** Ids of the events handled at the position's index before this process (from the saved position). */
+  private seenBefore = new Set<string>();
+  /** Events handled at the position's index by this process: a frame's few, compared field by field. */
+  private handledAtIndex: NomadStreamEvent[] = [];
   private firstStart = true;
   /** After a re-read: per topic, the index the lists were read at (older events are already in them). */
   private readonly floors = new Map<string, number>();
@@ -136,7 +139,8 @@ export class NomadEventSource {
     ]);
     this.firstStart = position === undefined;
     this.position = position?.value ?? { index: 0, seen: [], at: 0 };
-    this.seenAtIndex = new Set(this.position.seen);
+    this.seenBefore = new Set(this.position.seen);
+    this.handledAtIndex = [];
     this.rules = new NomadRules(this.opts.rules, reported?.value);
     this.abort = new AbortController();
     this.loop = this.run();
@@ -281,14 +285,24 @@ export class NomadEventSource {
 
   /** Events before the resume index, or at it and already handled, are replays. */
   private isNew(event: NomadStreamEvent): boolean {
-    const id = `${event.Topic}/${event.Key}/${event.Type}`;
     if (event.Index < this.position.index) return false;
     if (event.Index > this.position.index) {
       this.position.index = event.Index;
-      this.seenAtIndex.clear();
-    } else if (this.seenAtIndex.has(id)) return false;
-    this.seenAtIndex.add(id);
-    return true;
+      this.seenBefore.clear();
+      this.handledAtIndex = [event];
+      return true;
+    }
+    if (this.seenBefore.size > 0 && this.seenBefore.has(eventId(event))) return false;
+    const handled = this.handledAtIndex.some(
+      (e) => e.Topic === event.Topic && e.Key === event.Key && e.Type === event.Type,
+    );
+    if (!handled) this.handledAtIndex.push(event);
+    return !handled;
+  }
+
+  private forgetHandledAtIndex(): void {
+    this.seenBefore.clear();
+    this.handledAtIndex = [];
   }
 
   /** Re-reads the current state after a gap and reports the difference with what was reported. */
@@ -325,7 +339,7 @@ export class NomadEventSource {
     const read = Math.min(...[...this.floors.values()].filter((i) => i > 0));
     if (Number.isFinite(read) && read > this.position.index) {
       this.position.index = read;
-      this.seenAtIndex.clear();
+      this.forgetHandledAtIndex();
     }
     this.position.at = this.opts.clock.now();
     this.firstStart = false;
@@ -380,7 +394,10 @@ export class NomadEventSource {
   private save(): Promise<void> {
     this.saving = this.saving.then(async () => {
       const pending = this.unsaved;
-      const position: StreamPosition = { ...this.position, seen: [...this.seenAtIndex] };
+      const position: StreamPosition = {
+        ...this.position,
+        seen: [...this.seenBefore, ...this.handledAtIndex.map(eventId)],
+      };
       try {
         await this.opts.durable?.();
         await this.opts.store.set(NOMAD_REPORTED_KEY, this.rules.exportState());
@@ -396,3 +413,5 @@ export class NomadEventSource {
     return this.saving;
   }
 }
+
+const eventId = (event: NomadStreamEvent): string => `${event.Topic}/${event.Key}/${event.Type}`;

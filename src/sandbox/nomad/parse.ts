@@ -1,4 +1,3 @@
-import { parse as hclToJson } from "@cdktf/hcl2json";
 import { badRequest } from "./errors.js";
 import { Evaluator } from "./hcl-eval.js";
 import { JobMapper } from "./hcl-job.js";
@@ -22,6 +21,8 @@ export async function parseJobHcl(hcl: string, variables: string | undefined): P
 }
 
 async function parseHcl(source: HclSource): Promise<Record<string, unknown>> {
+  // Loaded on first use: importing it starts a Go WebAssembly runtime, which most runs never need.
+  const { parse: hclToJson } = await import("@cdktf/hcl2json");
   try {
     const doc: unknown = await hclToJson(source.filename, source.text);
     return isRecord(doc) ? doc : {};
