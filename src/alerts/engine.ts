@@ -1,3 +1,4 @@
+import { hash } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock, TimerHandle } from "../clock.js";
 import { relation, type RoomEvent } from "../chat/events.js";
@@ -13,6 +14,7 @@ import {
   type Incident,
   type Member,
 } from "./incident.js";
+import { deleteIncident, incidentEntries, loadIncidents } from "./incident-store.js";
 import { ACK, SILENCE, clockTime, incidentLine, renderIncident } from "./render.js";
 import {
   groupKey,
@@ -64,7 +66,6 @@ export interface AlertEngineDeps {
   ): Promise<void>;
 }
 
-const INCIDENTS = "alerts/incidents/";
 const SILENCES = "alerts/silences/";
 const HOLDS = "alerts/holds/";
 const SEQUENCE = "alerts/sequence";
@@ -103,6 +104,8 @@ export class AlertEngine {
   private readonly dirty = new Set<string>();
   private readonly touched = new Set<string>();
   private readonly storedAt = new Map<string, number>();
+  /** Per incident, the members changed since it was last stored (only they are written). */
+  private readonly changedMembers = new Map<string, Set<string>>();
   private flushing: Promise<void> | undefined;
   private sequence = 0;
   private sequenceDirty = false;
@@ -118,9 +121,9 @@ export class AlertEngine {
       if (value.endsAt > clock.now()) this.addSilence(value);
       else await store.delete(SILENCES + value.id);
     }
-    for (const { value } of await store.list<Incident>(INCIDENTS)) {
+    for (const value of await loadIncidents(store)) {
       if (value.state === "resolved" && clock.now() - (value.resolvedAt ?? 0) > this.deps.timings.historyMs) {
-        await store.delete(INCIDENTS + value.id);
+        await deleteIncident(store, value);
         continue;
       }
       this.incidents.set(value.id, value);
@@ -450,8 +453,9 @@ export class AlertEngine {
     const id = memberKey(signal);
     let member: Member | undefined = incident.members[id];
     if (signal.id) {
-      if (incident.recentIds.includes(signal.id)) return;
-      incident.recentIds.push(signal.id);
+      const digest = signalDigest(signal.id);
+      if (incident.recentIds.includes(digest)) return;
+      incident.recentIds.push(digest);
       if (incident.recentIds.length > RECENT_IDS_KEPT) incident.recentIds.shift();
     }
     // Only a change of what is affected, or of its state, must be stored at once; counts and reasons
@@ -490,6 +494,9 @@ export class AlertEngine {
     member.observed = member.effective = signal.status;
     member.observedAt = signal.at;
     member.reason = signal.reason;
+    let changed = this.changedMembers.get(incident.id);
+    if (!changed) this.changedMembers.set(incident.id, (changed = new Set()));
+    changed.add(id);
     this.recompute(incident, structural);
   }
 
@@ -575,7 +582,9 @@ export class AlertEngine {
     if (due <= 0) {
       this.deps.clock.clearTimeout(this.postTimers.get(incident.id));
       this.postTimers.delete(incident.id);
-      void this.post(incident);
+      void this.post(incident).catch((error: unknown) =>
+        this.deps.log.error({ err: error, incident: incident.id }, "could not post"),
+      );
     } else if (!this.postTimers.has(incident.id)) {
       this.postTimers.set(
         incident.id,
@@ -641,8 +650,25 @@ export class AlertEngine {
 
   /** Stores incidents in one batch, then shows them. A change made meanwhile stays marked for later. */
   private async persist(incidents: Incident[], now: number): Promise<void> {
-    for (const incident of incidents) this.touched.delete(incident.id);
-    await this.deps.store.setMany(incidents.map((incident) => [INCIDENTS + incident.id, incident] as const));
+    const writing = incidents.map((incident) => {
+      this.touched.delete(incident.id);
+      const changed = this.changedMembers.get(incident.id) ?? new Set<string>();
+      this.changedMembers.delete(incident.id);
+      return { incident, changed };
+    });
+    try {
+      await this.deps.store.setMany(
+        writing.flatMap(({ incident, changed }) => incidentEntries(incident, changed)),
+      );
+    } catch (error) {
+      // Written at the next flush instead, with what changed meanwhile.
+      for (const { incident, changed } of writing) {
+        this.dirty.add(incident.id);
+        const since = this.changedMembers.get(incident.id);
+        this.changedMembers.set(incident.id, since ? new Set([...changed, ...since]) : changed);
+      }
+      throw error;
+    }
     for (const incident of incidents) {
       this.storedAt.set(incident.id, now);
       this.notify(incident);
@@ -772,10 +798,14 @@ export class AlertEngine {
       this.incidents.delete(incident.id);
       this.rendered.delete(incident.id);
       if (this.current.get(incident.key) === incident) this.current.delete(incident.key);
-      await this.deps.store.delete(INCIDENTS + incident.id);
+      this.changedMembers.delete(incident.id);
+      await deleteIncident(this.deps.store, incident);
     }
   }
 }
+
+/** 66 bits of a signal ID's SHA-256: IDs run to 150 characters, and the incident record keeps 32. */
+const signalDigest = (id: string): string => hash("sha256", id, "base64url").slice(0, 11);
 
 /** What must be shown at once when it changes. */
 function stateOf(incident: Incident): string {

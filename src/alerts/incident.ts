@@ -43,7 +43,7 @@ export interface Incident {
   ack?: { by: string; at: number };
   /** The silence muting it, when one does. */
   silencedBy?: string;
-  /** Recently seen signal IDs, so a replayed event is not counted twice. */
+  /** Digests of the recently seen signal IDs, so a replayed event is not counted twice. */
   recentIds: string[];
 }
 

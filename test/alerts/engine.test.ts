@@ -432,6 +432,51 @@ describe("alert engine", () => {
     await w.close();
   });
 
+  it("stores an incident member by member; after a restart it has the same members in order and still drops a replay", async () => {
+    const first = await world();
+    const signals = ["zeta", "alpha", "mid"].map((alloc) => allocFailed(first.clock, alloc));
+    for (const s of signals) await first.engine.ingest(s);
+    await first.settle();
+    const id = first.engine.openIncidents()[0]!.id;
+    const stored = async (w: { store: FileStateStore }) =>
+      (await w.store.list("alerts/incidents/")).map((e) => e.key);
+    expect(await stored(first)).toEqual([
+      `alerts/incidents/${id}`,
+      `alerts/incidents/${id}/000`,
+      `alerts/incidents/${id}/001`,
+      `alerts/incidents/${id}/002`,
+    ]);
+    // A change to one member writes that member and the incident's record, not the others.
+    const written: string[] = [];
+    const setMany = first.store.setMany.bind(first.store);
+    first.store.setMany = (entries) => {
+      written.push(...entries.map(([key]) => key));
+      return setMany(entries);
+    };
+    await first.engine.ingest(allocFailed(first.clock, "alpha", { status: "resolved", reason: "back" }));
+    await first.settle();
+    expect(written).toEqual([`alerts/incidents/${id}/001`, `alerts/incidents/${id}`]);
+    const before = first.engine.incident(id)!;
+    // A member whose incident record is gone (a crash while it was deleted) is cleaned up.
+    await first.store.set("alerts/incidents/i999/000", { key: "alloc-failed:x", member: {} });
+    await first.close();
+
+    const second = await world(first.dir, first.clock);
+    const after = second.engine.incident(id)!;
+    expect(Object.keys(after.members)).toEqual([
+      "alloc-failed:zeta",
+      "alloc-failed:alpha",
+      "alloc-failed:mid",
+    ]);
+    expect(after).toEqual(before);
+    expect(await stored(second)).not.toContain("alerts/incidents/i999/000");
+    // Replayed after the restart (the engine's memory of recent signals is gone; the record's is not).
+    await second.engine.ingest({ ...signals[2]! });
+    await second.settle();
+    expect(second.engine.incident(id)!.events).toBe(before.events);
+    await second.close();
+  });
+
   it("keeps open incidents, silences and pending holds across a restart, without announcing anything again", async () => {
     const first = await world();
     await first.engine.ingest(

@@ -134,10 +134,10 @@ export class NomadRules {
   private readonly options: NomadRulesOptions;
   private readonly open = new Map<string, OpenCondition>();
   /**
-   * How many open allocation conditions each job and each allocation has: most allocation updates
-   * are healthy ones about objects with nothing open, and these answer that without a scan.
+   * How many open conditions each job and each allocation has: most updates are healthy ones about
+   * objects with nothing open, and these answer that without a scan of the open conditions.
    */
-  private readonly openAllocsOfJob = new Map<string, number>();
+  private readonly openOfJob = new Map<string, number>();
   private readonly openOfAlloc = new Map<string, number>();
   private readonly allocs = new Map<string, AllocTrack>();
   /** Per topic, the last index processed per object (by ID; `namespace/ID` for jobs). */
@@ -323,7 +323,7 @@ export class NomadRules {
           `allocation lost (node ${alloc.NodeName ?? alloc.NodeID} stopped answering)`,
       ]);
     } else if (isHealthy) {
-      if (this.openAllocsOfJob.has(alloc.JobID))
+      if (this.openOfJob.has(alloc.JobID))
         this.resolveWhere(
           ctx,
           (c) =>
@@ -394,7 +394,7 @@ export class NomadRules {
           deployment.StatusDescription,
         ],
       );
-    } else if (deployment.Status === "successful") {
+    } else if (deployment.Status === "successful" && this.openOfJob.has(deployment.JobID)) {
       this.resolveWhere(
         ctx,
         (c) =>
@@ -406,12 +406,14 @@ export class NomadRules {
 
   private onJob(job: JobPayload, eventType: string, namespace: string, ctx: Context): void {
     const ofJob = (c: OpenCondition) => c.namespace === namespace && c.subject.job === job.ID;
+    const anyOpen = this.openOfJob.has(job.ID);
     if (eventType === "JobDeregistered" || job.Stop === true) {
+      if (!anyOpen) return;
       this.resolveWhere(ctx, (c) => ofJob(c) && JOB_SCOPED_KINDS.has(c.kind), `job ${job.ID} was stopped`);
       return;
     }
     const groups = job.TaskGroups?.map((g) => g.Name) ?? Object.keys(job.JobSummary?.Summary ?? {});
-    if (groups.length > 0) {
+    if (groups.length > 0 && anyOpen) {
       this.resolveWhere(
         ctx,
         (c) => ofJob(c) && ALLOC_KINDS.has(c.kind) && !groups.includes(c.subject.group ?? ""),
@@ -522,20 +524,21 @@ export class NomadRules {
 
   private addOpen(condition: OpenCondition): void {
     this.open.set(condition.key, condition);
-    if (!ALLOC_KINDS.has(condition.kind)) return;
-    count(this.openAllocsOfJob, condition.subject.job ?? "", 1);
-    count(this.openOfAlloc, condition.subject.alloc ?? "", 1);
+    const { job, alloc } = condition.subject;
+    if (job !== undefined) count(this.openOfJob, job, 1);
+    if (alloc !== undefined) count(this.openOfAlloc, alloc, 1);
   }
 
   private removeOpen(condition: OpenCondition): void {
     this.open.delete(condition.key);
-    if (!ALLOC_KINDS.has(condition.kind)) return;
-    count(this.openAllocsOfJob, condition.subject.job ?? "", -1);
-    count(this.openOfAlloc, condition.subject.alloc ?? "", -1);
+    const { job, alloc } = condition.subject;
+    if (job !== undefined) count(this.openOfJob, job, -1);
+    if (alloc !== undefined) count(this.openOfAlloc, alloc, -1);
   }
 
+  /** (A Map's iteration allows deleting the entries it has passed: resolve does.) */
   private resolveWhere(ctx: Context, match: (c: OpenCondition) => boolean, reason: string): void {
-    for (const condition of [...this.open.values()])
+    for (const condition of this.open.values())
       if (match(condition)) this.resolve(ctx, condition.key, reason);
   }
 
