@@ -4,6 +4,7 @@ import type { Allocation, Job, JobListStub } from "../src/backends/nomad/types.j
 import type { CommandContext } from "../src/commands/context.js";
 import { defineCommand, type CommandSpec } from "../src/commands/declare.js";
 import { integer } from "../src/commands/types.js";
+import { redactSecrets, taskSecrets } from "../src/backends/nomad/task-secrets.js";
 import { followRollout } from "./deployment-follow.js";
 import { groupName, isRunning, jobName, nomadOf, pollUntil, shortId } from "./nomad-common.js";
 
@@ -339,8 +340,9 @@ const logs = defineCommand<{ job: string; task?: string; stderr?: boolean; lines
     if (!newest) return message(`No allocation of ${code(job)}${task ? ` has a task ${code(task)}` : ""}.`);
     const taskName = task ?? Object.keys(newest.TaskStates ?? {})[0];
     if (!taskName) return message(`Allocation ${code(shortId(newest.ID))} has no task yet.`);
+    const secrets = await secretsOfTask(ctx, newest.ID, taskName);
     const text = await client.logs(newest.ID, taskName, stderr ? "stderr" : "stdout");
-    const tail = text
+    const tail = redactSecrets(text, secrets)
       .replace(/\s+$/, "")
       .split("\n")
       .slice(-(lines ?? 20))
@@ -351,5 +353,28 @@ const logs = defineCommand<{ job: string; task?: string; stderr?: boolean; lines
     );
   },
 });
+
+/**
+ * The secret values a task's logs may print (see task-secrets.ts). When the Consul keys its templates
+ * read cannot be read, its logs are not shown at all: they could print them.
+ */
+async function secretsOfTask(ctx: CommandContext, allocId: string, task: string): Promise<string[]> {
+  const consul = ctx.services.provisioning?.secrets;
+  const prefix = consul?.layout.prefix ?? "secrets/";
+  const { values, consulKeys } = taskSecrets(await nomadOf(ctx).client.allocation(allocId), task, prefix);
+  if (consulKeys.length === 0) return values;
+  const unreadable = (why: string) =>
+    new Error(
+      `the task reads secrets from Consul (${consulKeys.map(code).join(", ")}) and ${why}; ` +
+        "its logs could print them, so they are not shown",
+    );
+  if (!consul) throw unreadable("majordome has no consul section to read them with");
+  const read = await Promise.all(consulKeys.map((key) => consul.read(key))).catch((error: unknown) => {
+    throw unreadable(
+      `majordome could not read them (${error instanceof Error ? error.message : String(error)})`,
+    );
+  });
+  return [...values, ...read.filter((v): v is string => v !== undefined)];
+}
 
 export const jobCommands: CommandSpec[] = [status, restart, scale, rollback, stop, promote, fail, logs];

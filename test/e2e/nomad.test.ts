@@ -13,6 +13,7 @@ import { loadPolicies, Policies, parsePolicyFile } from "../../src/auth/policy.j
 import { YamlDirectory } from "../../src/auth/yaml-directory.js";
 import { SystemClock } from "../../src/clock.js";
 import { configSchema } from "../../src/config/schema.js";
+import { startConsulDouble, type ConsulDouble } from "../../src/sandbox/consul/index.js";
 import type { ClientEvent } from "../../src/sandbox/homeserver/index.js";
 import { startNomadDouble, type NomadDouble } from "../../src/sandbox/nomad/index.js";
 import { repoRoot } from "../support/paths.js";
@@ -39,7 +40,7 @@ interface Setup {
 }
 
 async function setup(
-  opts: { policies?: Policies; jobsDir?: string; gitPull?: boolean } = {},
+  opts: { policies?: Policies; jobsDir?: string; gitPull?: boolean; consul?: ConsulDouble } = {},
 ): Promise<Setup> {
   const w = await startWorld();
   cleanups.push(() => w.close());
@@ -56,6 +57,7 @@ async function setup(
         command_rooms: [w.roomId],
       },
       nomad: { address: nomad.url, jobs_dir: jobsDir, git_pull: opts.gitPull ?? false },
+      ...(opts.consul ? { consul: { address: opts.consul.url } } : {}),
       state: { path: await mkdtemp(join(tmpdir(), "majordome-nomad-")), fsync: false },
       timings: { sync_timeout: "2s", deploy_timeout: "20s" },
     }),
@@ -152,6 +154,101 @@ describe("Nomad from chat", () => {
       /`web` › `nginx` \(`[0-9a-f]{8}`, stdout\)/,
     );
     expect(await s.ask("carol", "!nodes")).toMatch(/node-1.*ready.*eligible/s);
+  });
+
+  it("logs never show the task's secrets, nor the logs of a task reading secrets it cannot check", async () => {
+    const s = await setup();
+    const password = "hunter2-Very/Secret";
+    const taskWith = (extra: string) => `
+job "leaky" {
+  datacenters = ["dc1"]
+  group "app" {
+    task "app" {
+      driver = "docker"
+      config { image = "example/app:1" }
+      env {
+        LOG_LEVEL    = "debug"
+        DB_PASSWORD  = "${password}"
+        DATABASE_URL = "postgres://leaky:${encodeURIComponent(password)}@db.service.consul/leaky"
+        MIRROR_URL   = "https://mirror:pull-only-9f2@mirror.example.org/"
+        DB_HOST      = "db.service.consul"
+      }
+${extra}
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}`;
+    await writeFile(join(s.jobsDir, "leaky.hcl"), taskWith(""));
+    await s.ask("alice", "!deploy leaky");
+    await s.waitText(/`leaky` is deployed and healthy/);
+    const logs = await s.ask("carol", "!logs leaky");
+    expect(logs).toContain("env DB_HOST=db.service.consul");
+    expect(logs).toContain("env DB_PASSWORD=‹redacted›");
+    expect(logs).toContain("env DATABASE_URL=postgres://leaky:‹redacted›@db.service.consul/leaky");
+    expect(logs).toContain("env MIRROR_URL=https://mirror:‹redacted›@mirror.example.org/");
+    expect(logs).not.toMatch(/hunter2|pull-only/);
+
+    // Its secrets now come from Consul, which this majordome has no access to: no logs at all.
+    const template = `
+      template {
+        data        = <<EOH
+API_TOKEN={{ key "secrets/leaky/api_token" }}
+EOH
+        destination = "secrets/app.env"
+        env         = true
+      }`;
+    await writeFile(join(s.jobsDir, "leaky.hcl"), taskWith(template));
+    await s.ask("alice", "!deploy leaky");
+    await s.waitText(/\*\*Deploying `leaky`\*\* version 1: successful/, 20_000);
+    const refused = await s.ask("carol", "!logs leaky");
+    expect(refused).toMatch(/reads secrets from Consul \(`secrets\/leaky\/api_token`\)/);
+    expect(refused).toMatch(/not shown/);
+    expect(refused).not.toMatch(/hunter2|\[DEBUG\]/);
+  });
+
+  it("logs never show the values a task's templates read from Consul's secrets", async () => {
+    const consul = await startConsulDouble();
+    cleanups.push(() => consul.close());
+    const s = await setup({ consul });
+    const token = "tok-4f9a1c7e2b";
+    await fetch(`${consul.url}/v1/kv/secrets/echo/api_token`, { method: "PUT", body: token });
+    await writeFile(
+      join(s.jobsDir, "echo.hcl"),
+      `job "echo" {
+  datacenters = ["dc1"]
+  group "app" {
+    task "app" {
+      driver = "docker"
+      config { image = "example/echo:1" }
+      # The token also reaches the app another way, which its debug output prints.
+      env {
+        LOG_LEVEL = "debug"
+        GREETING  = "calling upstream with ${token}"
+      }
+      template {
+        data        = <<EOH
+API_TOKEN={{ key "secrets/echo/api_token" }}
+MODE={{ key "configs/echo/mode" }}
+EOH
+        destination = "secrets/app.env"
+        env         = true
+      }
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}`,
+    );
+    expect(await s.ask("alice", "!deploy echo")).toMatch(/Plan for `echo`/);
+    await s.waitText(/`echo` is deployed and healthy/);
+    const logs = await s.ask("carol", "!logs echo");
+    expect(logs).toContain("env GREETING=calling upstream with ‹redacted›");
+    expect(logs).not.toContain(token);
   });
 
   it("stop needs another admin's approval; the job stops once bob approves", async () => {

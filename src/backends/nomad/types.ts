@@ -257,7 +257,19 @@ export interface AllocatedResources {
 
 /** The fields of a full allocation (not the list stub) that node commands read. */
 export interface FullAllocation extends Allocation {
-  Job?: { Type?: string; Datacenters?: string[] | null; NodePool?: string } | null;
+  Job?: {
+    Type?: string;
+    Datacenters?: string[] | null;
+    NodePool?: string;
+    TaskGroups?: Array<{
+      Name: string;
+      Tasks?: Array<{
+        Name: string;
+        Env?: Record<string, string> | null;
+        Templates?: Array<{ EmbeddedTmpl?: string }> | null;
+      }> | null;
+    }> | null;
+  } | null;
   AllocatedResources?: AllocatedResources | null;
   DesiredTransition?: { Migrate?: boolean | null } | null;
   PreviousAllocation?: string;

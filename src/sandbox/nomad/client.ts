@@ -155,7 +155,12 @@ export class ClientSim {
         state.Events.push(started(now));
         state.State = "running";
         state.StartedAt ??= rfc3339(now);
-        this.cluster.logs.append(a.ID, task.Name, "stdout", startupLines(ms, task.Name, image(task)));
+        this.cluster.logs.append(
+          a.ID,
+          task.Name,
+          "stdout",
+          startupLines(ms, task.Name, image(task), task.Env),
+        );
         if (task.Lifecycle?.Hook === "prestart" && !task.Lifecycle.Sidecar)
           finishTask(state, now, false, terminated(now, 0, ""));
       }

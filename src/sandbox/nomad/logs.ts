@@ -14,9 +14,20 @@ export class LogStore {
 
 const stamp = (ms: number): string => new Date(ms).toISOString();
 
-export function startupLines(ms: number, task: string, image: string): string[] {
+/** A task whose env sets LOG_LEVEL=debug prints its environment, secrets included, as careless apps do. */
+export function startupLines(
+  ms: number,
+  task: string,
+  image: string,
+  env: Record<string, string> | null = null,
+): string[] {
+  const debug =
+    env?.LOG_LEVEL === "debug"
+      ? Object.entries(env).map(([name, value]) => `${stamp(ms)} [DEBUG] ${task}: env ${name}=${value}`)
+      : [];
   return [
     `${stamp(ms)} [INFO] ${task}: starting (image ${image})`,
+    ...debug,
     `${stamp(ms)} [INFO] ${task}: configuration loaded from /local`,
     `${stamp(ms)} [INFO] ${task}: listening on 0.0.0.0:8080`,
   ];
