@@ -6,14 +6,7 @@ import { code, message, normalizeReactionKey } from "../chat/message.js";
 import type { Outbox } from "../chat/outbox.js";
 import { formatDuration } from "../config/duration.js";
 import type { StateStore } from "../state/store.js";
-import {
-  MAX_MEMBERS,
-  RECENT_IDS_KEPT,
-  stateFromMembers,
-  primaryMembers,
-  type Incident,
-  type Member,
-} from "./incident.js";
+import { MAX_MEMBERS, RECENT_IDS_KEPT, stateFromMembers, type Incident, type Member } from "./incident.js";
 import { deleteIncident, incidentEntries, loadIncidents } from "./incident-store.js";
 import { ACK, SILENCE, clockTime, incidentLine, renderIncident } from "./render.js";
 import {
@@ -507,7 +500,7 @@ export class AlertEngine {
       if (state === "resolved") {
         incident.resolvedAt = now;
         delete incident.ack;
-        const last = primaryMembers(incident).at(-1);
+        const last = Object.values(incident.members).findLast((m) => m.primary);
         if (last) incident.latestReason = `Recovered: ${last.reason}`;
       } else {
         incident.firingSince = now;
@@ -560,15 +553,15 @@ export class AlertEngine {
           );
         return;
       }
-      const body = this.body(incident);
-      if (this.rendered.get(incident.id) === body) return;
+      const rendered = this.render(incident);
+      if (this.rendered.get(incident.id) === rendered.markdown) return;
       this.deps.clock.clearTimeout(this.editTimers.get(incident.id));
       this.editTimers.delete(incident.id);
       this.lastEdit.set(incident.id, now);
       this.shownState.set(incident.id, stateOf(incident));
-      this.rendered.set(incident.id, body);
+      this.rendered.set(incident.id, rendered.markdown);
       void this.deps.outbox
-        .edit(incident.roomId, incident.messageId, this.render(incident))
+        .edit(incident.roomId, incident.messageId, rendered)
         .catch((error: unknown) =>
           this.deps.log.error({ err: error, incident: incident.id }, "could not edit"),
         );
@@ -611,9 +604,10 @@ export class AlertEngine {
 
   private async sendMessage(incident: Incident, id = incident.messageId!): Promise<void> {
     const { outbox } = this.deps;
-    this.rendered.set(incident.id, this.body(incident));
+    const rendered = this.render(incident);
+    this.rendered.set(incident.id, rendered.markdown);
     this.shownState.set(incident.id, stateOf(incident));
-    await outbox.send(incident.roomId, this.render(incident), { id });
+    await outbox.send(incident.roomId, rendered, { id });
     const offers = [ACK, SILENCE, ...(incident.action ? [incident.action.emoji] : [])];
     for (const [n, key] of offers.entries())
       await outbox.react(incident.roomId, id, key, { id: `${id}:offer${n}` });

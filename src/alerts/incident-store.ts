@@ -10,7 +10,7 @@ import type { Incident, Member } from "./incident.js";
  */
 export const INCIDENTS = "alerts/incidents/";
 
-type IncidentRecord = Omit<Incident, "members">;
+type IncidentRecord = Omit<Incident, "members"> & { members?: undefined };
 
 interface MemberRecord {
   key: string;
@@ -38,8 +38,9 @@ export function incidentEntries(
       ordinal++;
     }
   }
-  const { members: _members, ...record } = incident;
-  entries.push([INCIDENTS + incident.id, record satisfies IncidentRecord]);
+  // (A spread, then members left out by JSON: much cheaper than a rest pattern.)
+  const record: IncidentRecord = { ...incident, members: undefined };
+  entries.push([INCIDENTS + incident.id, record]);
   return entries;
 }
 

@@ -50,10 +50,6 @@ export interface Incident {
 export const MAX_MEMBERS = 50;
 export const RECENT_IDS_KEPT = 32;
 
-export function primaryMembers(incident: Incident): Member[] {
-  return Object.values(incident.members).filter((m) => m.primary);
-}
-
 /** Firing while any of its own members is firing; the absorbed ones only add detail. */
 export function stateFromMembers(incident: Incident): IncidentState {
   for (const id in incident.members) {
