@@ -1,6 +1,6 @@
 import { code, message, table } from "../src/chat/message.js";
 import { APP_NAME, templateStanza, type ConsulSecrets } from "../src/backends/consul-secrets.js";
-import { bucketNameProblem, type GarageAdmin } from "../src/backends/garage.js";
+import { bucketNameProblem, type BucketInfo, type GarageAdmin } from "../src/backends/garage.js";
 import type { Services } from "../src/commands/context.js";
 import { beginAction, Rollback, undoSecrets } from "./actions.js";
 import { defineCommand, type CommandSpec } from "../src/commands/declare.js";
@@ -208,7 +208,7 @@ const create = defineCommand<{
     await garage.checkVersion();
     const args: BucketArgs = {
       name: flags.name,
-      app: flags.app ?? flags.name.replace(/\./g, "-"),
+      app: appOf(flags.name, flags.app),
       website: flags.website ?? false,
       owner: flags.owner ?? false,
       ...(flags.key ? { key: flags.key } : {}),
@@ -288,7 +288,7 @@ const rotateKey = defineCommand<{ name: string; app?: string }>({
     const { garage, secrets } = backends(ctx.services);
     const found = await garage.bucketByAlias(bucket);
     if (!found) return message(`No bucket ${code(bucket)}.`);
-    const keys = secretKeys(secrets, app ?? bucket.replace(/\./g, "-"));
+    const keys = secretKeys(secrets, appOf(bucket, app));
     const oldKey = await secrets.read(keys.access);
     if (!oldKey) return message(`${code(keys.access)} is not in Consul; nothing was changed.`);
     const old = found.keys.find((k) => k.accessKeyId === oldKey);
@@ -308,39 +308,86 @@ const rotateKey = defineCommand<{ name: string; app?: string }>({
   },
 });
 
-const remove = defineCommand<{ name: string; purge?: boolean }>({
+/**
+ * What goes with a bucket: its keys that serve no other bucket, and the app's S3 secrets in Consul when
+ * they hold one of those keys. A key that serves another bucket stays, and so do its secrets.
+ */
+async function bucketLeftovers(
+  garage: GarageAdmin,
+  secrets: ConsulSecrets,
+  bucket: BucketInfo,
+  app: string,
+): Promise<{ keys: string[]; keptKeys: string[]; secrets: string[] }> {
+  const infos = await Promise.all(bucket.keys.map((k) => garage.keyInfo(k.accessKeyId)));
+  const own = infos
+    .filter((i) => (i.buckets ?? []).every((b) => b.id === bucket.id))
+    .map((i) => i.accessKeyId);
+  const kept = bucket.keys.map((k) => k.accessKeyId).filter((id) => !own.includes(id));
+  const keys = secretKeys(secrets, app);
+  const stored = await secrets.read(keys.access);
+  const ours = stored !== undefined && own.includes(stored);
+  return { keys: own, keptKeys: kept, secrets: ours ? [keys.access, keys.secret, keys.bucket] : [] };
+}
+
+const remove = defineCommand<{ name: string; purge?: boolean; app?: string }>({
   name: "bucket delete",
-  summary: "Delete a bucket (refused when not empty, unless --purge)",
+  summary: "Delete a bucket with its own key and secrets (refused when not empty, unless --purge)",
   args: [{ name: "name", type: bucketName }],
-  flags: { purge: { summary: "delete its objects too", policy: "bucket delete --purge" } },
-  async plan(ctx, { name: bucket, purge }) {
-    const { garage } = backends(ctx.services);
+  flags: {
+    purge: { summary: "delete its objects too", policy: "bucket delete --purge" },
+    app: { summary: "the app whose secrets hold its credentials (default: the bucket name)", type: appName },
+  },
+  async plan(ctx, { name: bucket, purge, app }) {
+    const { garage, secrets } = backends(ctx.services);
     const found = await garage.bucketByAlias(bucket);
     if (!found) throw new Error(`no bucket ${code(bucket)}`);
+    const leftovers = await bucketLeftovers(garage, secrets, found, appOf(bucket, app));
     return {
-      summary: `Delete bucket ${code(bucket)} (${found.objects} objects, ${found.bytes} bytes)${purge ? ", with every object in it" : ""}. This cannot be undone.`,
-      facts: { bucket, id: found.id, objects: found.objects, purge: purge ?? false },
+      summary:
+        `Delete bucket ${code(bucket)} (${found.objects} objects, ${found.bytes} bytes)${purge ? ", with every object in it" : ""}` +
+        describeLeftovers(leftovers, "will") +
+        ". This cannot be undone.",
+      facts: { bucket, id: found.id, objects: found.objects, purge: purge ?? false, ...leftovers },
     };
   },
-  async run(ctx, { name: bucket, purge }) {
-    const { garage } = backends(ctx.services);
+  async run(ctx, { name: bucket, purge, app }) {
+    const { garage, secrets } = backends(ctx.services);
     const found = await garage.bucketByAlias(bucket);
     if (!found) return message(`No bucket ${code(bucket)}; nothing was done.`);
     if (found.objects > 0 && !purge)
       return message(
         `⚠️ Not deleted: ${code(bucket)} holds ${found.objects} objects. Add ${code("--purge")} to delete them too.`,
       );
+    const leftovers = await bucketLeftovers(garage, secrets, found, appOf(bucket, app));
     const purged = found.objects > 0 ? await garage.emptyBucket(found.id, bucket) : 0;
+    // Secrets, then keys, then the bucket: interrupted, a new `!bucket delete` finds what is left.
+    for (const key of leftovers.secrets) await secrets.remove(key);
+    for (const key of leftovers.keys) await garage.deleteKey(key);
     await garage.deleteBucket(found.id);
-    const keys = found.keys.map((k) => code(k.accessKeyId)).join(", ");
     return message(
-      `🗑️ Deleted bucket ${code(bucket)}${purged ? ` and its ${purged} objects` : ""}.` +
-        (keys
-          ? ` Its key(s) ${keys} and their secrets in Consul are kept: they may serve other buckets.`
-          : ""),
+      `🗑️ Deleted bucket ${code(bucket)}${purged ? ` and its ${purged} objects` : ""}` +
+        describeLeftovers(leftovers, "was") +
+        ".",
     );
   },
 });
+
+const appOf = (bucket: string, app: string | undefined): string => app ?? bucket.replace(/\./g, "-");
+
+function describeLeftovers(
+  leftovers: { keys: string[]; keptKeys: string[]; secrets: string[] },
+  tense: "will" | "was",
+): string {
+  const gone = tense === "will" ? "deleted too" : "deleted";
+  const parts = [
+    ...(leftovers.keys.length ? [`its key ${leftovers.keys.map(code).join(", ")} ${gone}`] : []),
+    ...(leftovers.secrets.length ? [`${leftovers.secrets.map(code).join(", ")} removed from Consul`] : []),
+    ...(leftovers.keptKeys.length
+      ? [`${leftovers.keptKeys.map(code).join(", ")} kept (it serves other buckets), with its secrets`]
+      : []),
+  ];
+  return parts.length ? `; ${parts.join("; ")}` : "";
+}
 
 export async function resumeBucketCreation(services: Services, action: ActionRecord): Promise<string> {
   return createBucket(services, action.id, action.args as unknown as BucketArgs);

@@ -46,6 +46,8 @@ export interface KeyInfo {
   accessKeyId: string;
   name: string;
   secretAccessKey?: string | null;
+  /** GetKeyInfo: the buckets the key has a permission on. */
+  buckets?: Array<{ id: string; globalAliases: string[] }>;
 }
 
 /**

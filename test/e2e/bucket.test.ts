@@ -151,6 +151,29 @@ describe("!bucket through chat, Garage and Consul doubles", () => {
   });
 });
 
+/** Asks for a command that needs approval, has bob approve it, and returns what followed in its thread. */
+function approver(s: Awaited<ReturnType<typeof setup>>) {
+  return async (line: string): Promise<{ request: string; outcome: string }> => {
+    expect(await s.ask("alice", line)).toMatch(/Approval needed/);
+    const request = s.w.hs
+      .timeline(s.w.roomId)
+      .filter((e) => /^🔐 \*\*Approval needed/.test(String((e.content as { body?: string }).body)))
+      .at(-1)!;
+    const reaction = s.w.react("bob", request.event_id, "✅");
+    await handledBy(s.app, reaction);
+    const outcome = s.w.hs
+      .timeline(s.w.roomId)
+      .filter(
+        (e) =>
+          (e.content as { "m.relates_to"?: { rel_type?: string; event_id?: string } })["m.relates_to"]
+            ?.event_id === request.event_id,
+      )
+      .map((e) => String((e.content as { body?: string }).body))
+      .join("\n");
+    return { request: String((request.content as { body?: string }).body), outcome };
+  };
+}
+
 describe("!bucket delete", () => {
   it("needs approval; refuses a non-empty bucket unless --purge, which empties it first", async () => {
     const s = await setup();
@@ -167,31 +190,39 @@ describe("!bucket delete", () => {
     for (let i = 0; i < 3; i++)
       await s3.send(new PutObjectCommand({ Bucket: "archive", Key: `file-${i}`, Body: "x" }));
     s3.destroy();
-    const approve = async (line: string) => {
-      expect(await s.ask("alice", line)).toMatch(/Approval needed/);
-      const request = s.w.hs
-        .timeline(s.w.roomId)
-        .filter((e) => /^🔐 \*\*Approval needed/.test(String((e.content as { body?: string }).body)))
-        .at(-1)!;
-      const reaction = s.w.react("bob", request.event_id, "✅");
-      await handledBy(s.app, reaction);
-      return s.w.hs
-        .timeline(s.w.roomId)
-        .filter(
-          (e) =>
-            (e.content as { "m.relates_to"?: { rel_type?: string; event_id?: string } })["m.relates_to"]
-              ?.event_id === request.event_id,
-        )
-        .map((e) => String((e.content as { body?: string }).body))
-        .join("\n");
-    };
-    expect(await approve("!bucket delete archive")).toMatch(/Not deleted: `archive` holds 3 objects/);
-    expect(s.garage.bucketNames()).toEqual(["archive"]);
-    expect(await approve("!bucket delete archive --purge")).toMatch(
-      /Deleted bucket `archive` and its 3 objects/,
+    const approve = approver(s);
+    const key = s.consul.kv("secrets/archive/s3_access_key")!;
+    expect((await approve("!bucket delete archive")).outcome).toMatch(
+      /Not deleted: `archive` holds 3 objects/,
     );
+    expect(s.garage.bucketNames()).toEqual(["archive"]);
+    const { request, outcome } = await approve("!bucket delete archive --purge");
+    expect(request).toContain(`its key \`${key}\` deleted too`);
+    expect(request).toContain("`secrets/archive/s3_access_key`");
+    expect(outcome).toMatch(/Deleted bucket `archive` and its 3 objects; its key `GK\w+` deleted/);
     expect(s.garage.bucketNames()).toEqual([]);
-    expect(s.garage.keyIds()).toHaveLength(1); // the app's key stays; the temporary purge key is gone
+    // Its own key went with it (and the temporary purge key too), and so did its secrets.
+    expect(s.garage.keyIds()).toEqual([]);
+    for (const kind of ["s3_access_key", "s3_secret_key", "s3_bucket"])
+      expect(s.consul.kv(`secrets/archive/${kind}`)).toBeUndefined();
+  });
+
+  it("keeps a key that serves another bucket, and its secrets", async () => {
+    const s = await setup();
+    await s.ask("alice", "!bucket create photos");
+    const key = s.consul.kv("secrets/photos/s3_access_key")!;
+    expect(await s.ask("alice", `!bucket create thumbs --key ${key}`)).toMatch(/Bucket `thumbs` created/);
+    const approve = approver(s);
+    const { request, outcome } = await approve("!bucket delete thumbs");
+    expect(request).toContain(`\`${key}\` kept (it serves other buckets)`);
+    expect(outcome).toMatch(/Deleted bucket `thumbs`/);
+    expect(s.garage.bucketNames()).toEqual(["photos"]);
+    expect(s.garage.keyIds()).toEqual([key]);
+    expect(s.consul.kv("secrets/thumbs/s3_access_key")).toBe(key);
+    // The last bucket it serves takes it along.
+    expect((await approve("!bucket delete photos")).outcome).toContain(`its key \`${key}\` deleted`);
+    expect(s.garage.keyIds()).toEqual([]);
+    expect(s.consul.kv("secrets/photos/s3_access_key")).toBeUndefined();
   });
 });
 
