@@ -168,7 +168,7 @@ export class AlertEngine {
       if (this.seen.has(signal.id)) return;
       this.remember(signal.id);
     }
-    if (await this.routeToDeployment(signal)) return;
+    if (this.followed.size > 0 && (await this.routeToDeployment(signal))) return;
     const memberId = memberKey(signal);
     const holdKey = `${groupKey(signal)}|${memberId}`;
     if (rule.holdMs > 0) {

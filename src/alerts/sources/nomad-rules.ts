@@ -251,8 +251,10 @@ export class NomadRules {
     // Allocation, deployment and node IDs are UUIDs; job IDs are names, unique per namespace.
     const objectKey = topic === "Job" ? `${namespace}/${id}` : id;
     const indexes = this.objectIndex.get(topic)!;
-    if ((indexes.get(objectKey) ?? -1) >= index) return;
-    remember(indexes, objectKey, index, this.options.maxTrackedObjects);
+    const last = indexes.get(objectKey);
+    if (last === undefined) remember(indexes, objectKey, index, this.options.maxTrackedObjects);
+    else if (last >= index) return;
+    else indexes.set(objectKey, index);
     switch (topic) {
       case "Allocation":
         return this.onAllocation(object as Allocation, namespace, ctx, seenUntilNs);
