@@ -235,8 +235,10 @@ export class NomadEventSource {
       )) {
         lastLineAt = clock.now();
         if (this.streamLines++ === 0) await this.connected();
-        if (line.kind === "frame") await this.handle(line.events);
-        else await this.expire();
+        if (line.kind === "frame") {
+          const handing = this.handle(line.events);
+          if (handing) await handing;
+        } else await this.expire();
         // Time spent handing signals over is not the stream's silence.
         lastLineAt = clock.now();
       }
@@ -263,15 +265,24 @@ export class NomadEventSource {
     await this.save();
   }
 
-  private async handle(events: readonly NomadStreamEvent[]): Promise<void> {
+  /** Synchronous for the frames that raise nothing and need no save (most): no promise per line. */
+  private handle(events: readonly NomadStreamEvent[]): Promise<void> | undefined {
+    const now = this.opts.clock.now();
+    let signals: Signal[] | undefined;
     for (const event of events) {
       if (!this.isNew(event) || event.Index <= (this.floors.get(event.Topic) ?? 0)) continue;
       this.counters.events += 1;
-      for (const signal of this.rules.onEvent(event, this.opts.clock.now())) await this.emit(signal);
+      const raised = this.rules.onEvent(event, now);
+      if (raised.length > 0) (signals ??= []).push(...raised);
       this.unsaved += 1;
     }
-    this.position.at = this.opts.clock.now();
-    await this.saveSoon();
+    this.position.at = now;
+    if (signals === undefined) return this.saveSoon();
+    return this.emitAll(signals).then(() => this.saveSoon());
+  }
+
+  private async emitAll(signals: readonly Signal[]): Promise<void> {
+    for (const signal of signals) await this.emit(signal);
   }
 
   /** Conditions that end by time passing (restart loops), looked at on each heartbeat. */
@@ -381,7 +392,7 @@ export class NomadEventSource {
    * storm. A crash loses at most that much progress, and the restart replays it from Nomad's buffer:
    * replayed events give the same signal ids (the engine drops them) and the re-read fills the rest.
    */
-  private async saveSoon(): Promise<void> {
+  private saveSoon(): Promise<void> | undefined {
     if (this.unsaved >= this.persistEvery.events) return this.save();
     if (this.unsaved > 0 && this.saveTimer === undefined) {
       this.saveTimer = this.opts.clock.setTimeout(() => {
@@ -389,6 +400,7 @@ export class NomadEventSource {
         void this.save();
       }, this.persistEvery.ms);
     }
+    return undefined;
   }
 
   private save(): Promise<void> {
