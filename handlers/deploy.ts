@@ -132,9 +132,17 @@ async function followAndClose(
   actionId: string,
   job: string,
   registered: Registered,
+  registeredAt?: number,
 ): Promise<string> {
   try {
-    const status = await followRollout(ctx, nomad, job, registered.evalId, registered.progressId);
+    const status = await followRollout(
+      ctx,
+      nomad,
+      job,
+      registered.evalId,
+      registered.progressId,
+      registeredAt,
+    );
     return status === "successful"
       ? `✅ ${code(job)} is deployed and healthy.`
       : `❌ ${code(job)}: deployment ${status}.`;
@@ -161,8 +169,9 @@ export async function resumeDeploy(services: Services, action: ActionRecord): Pr
   const { journal, outbox } = services;
   const args = action.args as unknown as DeployActionArgs;
   if (args.digest === undefined) return closeApprovedRequest(services, action);
-  const registered = action.steps.find((s) => s.name === "registered")?.result as Registered | undefined;
-  if (!registered) {
+  const step = action.steps.find((s) => s.name === "registered");
+  const registered = step?.result as Registered | undefined;
+  if (!step || !registered) {
     const why = "interrupted before its registration was recorded";
     await journal.finish(action.id, "interrupted", why);
     return `⚠️ the deploy of ${code(args.job)} was ${why}: Nomad may or may not have received it, and it is not submitted again. ${code(`${args.prefix ?? "!"}status ${args.job}`)} shows where it is.`;
@@ -182,7 +191,7 @@ export async function resumeDeploy(services: Services, action: ActionRecord): Pr
       outbox.send(action.roomId, msg, { id: `${action.id}#resumed-t${threads++}`, threadRoot: root }),
   };
   // Left running: the resumer closes it once its report is in the outbox, so a kill in between loses nothing.
-  return followAndClose(ctx, nomad, action.id, args.job, registered);
+  return followAndClose(ctx, nomad, action.id, args.job, registered, step.at);
 }
 
 async function closeApprovedRequest(services: Services, action: ActionRecord): Promise<string> {

@@ -24,9 +24,10 @@ export async function followRollout(
   job: string,
   evalId: string,
   progressId: string,
+  /** When the rollout began: a follow resumed after a restart keeps the first one's deadline. */
+  started = ctx.services.clock.now(),
 ): Promise<string> {
   const { clock } = ctx.services;
-  const started = clock.now();
   const deadline = started + nomad.deployTimeoutMs;
   const wait = () => Math.max(1, Math.min(LONG_POLL_MS, deadline - clock.now()));
 

@@ -76,6 +76,25 @@ describe("resuming a deploy after a restart", () => {
     expect((await journal.get("deploy-$cmd"))?.status).toBe("running");
   });
 
+  it("keeps the deadline of the registration: a rollout registered longer ago than the timeout is left at once", async () => {
+    const { services, journal, sent, calls } = await setup("running");
+    await journal.begin({
+      id: "deploy-$cmd",
+      kind: "deploy",
+      args: deployArgs,
+      requester: "@a:x",
+      roomId: "!r",
+    });
+    await journal.step("deploy-$cmd", "registered", async () => ({ evalId: "eval-1", progressId: "$cmd#1" }));
+    await (services.clock as ManualClock).advance(600_001);
+
+    const text = await resumeDeploy(services, (await journal.get("deploy-$cmd"))!);
+
+    expect(text).toContain("deployment timeout");
+    expect(sent).toEqual([expect.stringMatching(/Stopped following `web` after 10 min; Nomad goes on/)]);
+    expect(calls).toEqual(["evaluation eval-1"]);
+  });
+
   it("says a failed rollout failed", async () => {
     const { services, journal } = await setup("failed");
     await journal.begin({
