@@ -286,9 +286,19 @@ describe("allocation rules", () => {
   });
 
   it("keeps the restart trackers bounded", () => {
-    const rules = new NomadRules({ maxTrackedAllocs: 3, maxTrackedObjects: 5 });
+    const rules = new NomadRules({ maxTrackedAllocs: 3 });
     for (let i = 0; i < 20; i++) rules.onEvent(allocEvent(alloc(`a-${i}`)), T0);
-    expect(rules.sizes()).toMatchObject({ trackedAllocs: 3, trackedObjects: 5 });
+    expect(rules.sizes()).toMatchObject({ trackedAllocs: 3 });
+  });
+
+  it("ignores an event older than one already processed (a stale replay)", () => {
+    const rules = new NomadRules();
+    const failed = allocEvent(alloc("a-f", { ClientStatus: "failed", CreateIndex: 20 }), 300);
+    expect(brief(rules.onEvent(failed, T0))).toEqual(["alloc-failed firing a-f"]);
+    const replacement = allocEvent(alloc("a-r", { CreateIndex: 21 }), 301);
+    expect(brief(rules.onEvent(replacement, T0 + 1))).toEqual(["alloc-failed resolved a-f"]);
+    expect(rules.onEvent(failed, T0 + 2)).toEqual([]);
+    expect(rules.openConditions()).toEqual([]);
   });
 });
 
@@ -450,7 +460,7 @@ describe("reconcile after a gap", () => {
       T0,
     );
     rules.onEvent(allocEvent(alloc("a-gone", { ClientStatus: "failed" }), 300), T0);
-    rules.onEvent(jobEvent("AllocationUpdated", job({ ID: "cron", Status: "dead" })), T0);
+    rules.onEvent({ ...jobEvent("AllocationUpdated", job({ ID: "cron", Status: "dead" })), Index: 301 }, T0);
     const signals = rules.reconcile(snapshot({ nodes: [node({ ModifyIndex: 900 })] }), {
       at: T0 + MIN,
       changedAfter: 400,

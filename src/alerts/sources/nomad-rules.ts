@@ -24,15 +24,12 @@ export interface NomadRulesOptions {
   restartLoopWindowMs: number;
   /** Allocations whose task events are tracked at most; the oldest are forgotten first. */
   maxTrackedAllocs: number;
-  /** Objects whose last processed index is kept (to skip stale replays); oldest forgotten first. */
-  maxTrackedObjects: number;
 }
 
 export const DEFAULT_NOMAD_RULES: NomadRulesOptions = {
   restartLoopCount: 3,
   restartLoopWindowMs: 10 * 60_000,
   maxTrackedAllocs: 5_000,
-  maxTrackedObjects: 50_000,
 };
 
 /** A problem reported firing and not resolved yet. Persisted, so a restart resolves what it reported. */
@@ -140,12 +137,14 @@ export class NomadRules {
   private readonly openOfJob = new Map<string, number>();
   private readonly openOfAlloc = new Map<string, number>();
   private readonly allocs = new Map<string, AllocTrack>();
-  /** Per topic, the last index processed per object (by ID; `namespace/ID` for jobs). */
-  private readonly objectIndex = new Map<string, Map<string, number>>();
+  /**
+   * The newest stream index processed. Nomad's stream is in index order, so an event older than it is
+   * a stale replay (the source drops those too; this keeps the rules right on their own).
+   */
+  private newestIndex = 0;
 
   constructor(options: Partial<NomadRulesOptions> = {}, state?: NomadRulesState) {
     this.options = { ...DEFAULT_NOMAD_RULES, ...options };
-    for (const topic of HANDLED_TOPICS) this.objectIndex.set(topic, new Map());
     for (const condition of state?.open ?? []) this.addOpen(condition);
   }
 
@@ -158,21 +157,21 @@ export class NomadRules {
   }
 
   /** How much the rules hold in memory (the trackers are bounded by the options). */
-  sizes(): { open: number; trackedAllocs: number; trackedObjects: number } {
-    let trackedObjects = 0;
-    for (const indexes of this.objectIndex.values()) trackedObjects += indexes.size;
-    return { open: this.open.size, trackedAllocs: this.allocs.size, trackedObjects };
+  sizes(): { open: number; trackedAllocs: number } {
+    return { open: this.open.size, trackedAllocs: this.allocs.size };
   }
 
   /** The signals one stream event gives (none for most). */
   onEvent(event: NomadStreamEvent, at: number): readonly Signal[] {
+    if (event.Index < this.newestIndex) return NO_SIGNALS;
+    this.newestIndex = event.Index;
     const ctx: Context = {
       at,
       idBase: () => `nomad/${event.Index}/${event.Topic}/${event.Key}/${event.Type}`,
       quiet: false,
       out: [],
     };
-    this.dispatch(event.Topic, event.Type, event.Payload, event.Index, ctx, 0);
+    this.dispatch(event.Topic, event.Type, event.Payload, ctx, 0);
     return ctx.out.length === 0 ? NO_SIGNALS : ctx.out.map((e) => e.signal);
   }
 
@@ -213,7 +212,7 @@ export class NomadRules {
         quiet: !firstStart && index <= (options.changedAfter ?? 0),
         out,
       };
-      this.dispatch(topic, "Snapshot", payload, index, ctx, options.seenUntil * 1e6);
+      this.dispatch(topic, "Snapshot", payload, ctx, options.seenUntil * 1e6);
     };
     const byIndex = <T extends { CreateIndex?: number; ModifyIndex?: number }>(a: T, b: T) =>
       (a.CreateIndex ?? 0) - (b.CreateIndex ?? 0) || (a.ModifyIndex ?? 0) - (b.ModifyIndex ?? 0);
@@ -238,7 +237,6 @@ export class NomadRules {
     topic: string,
     type: string,
     payload: Record<string, unknown>,
-    index: number,
     ctx: Context,
     seenUntilNs: number,
   ): void {
@@ -246,15 +244,7 @@ export class NomadRules {
     const object = payload[topic];
     if (typeof object !== "object" || object === null || typeof (object as { ID?: unknown }).ID !== "string")
       return;
-    const id = (object as { ID: string }).ID;
     const namespace = (object as { Namespace?: string }).Namespace || "default";
-    // Allocation, deployment and node IDs are UUIDs; job IDs are names, unique per namespace.
-    const objectKey = topic === "Job" ? `${namespace}/${id}` : id;
-    const indexes = this.objectIndex.get(topic)!;
-    const last = indexes.get(objectKey);
-    if (last === undefined) remember(indexes, objectKey, index, this.options.maxTrackedObjects);
-    else if (last >= index) return;
-    else indexes.set(objectKey, index);
     switch (topic) {
       case "Allocation":
         return this.onAllocation(object as Allocation, namespace, ctx, seenUntilNs);
