@@ -35,7 +35,7 @@ export async function benchAlerts(): Promise<Record<string, number>> {
 }
 
 /** Rounds of each measure; their medians are compared (one round varies by 10% on a shared machine). */
-const THROUGHPUT_ROUNDS = 3;
+const THROUGHPUT_ROUNDS = 5;
 
 async function throughput(): Promise<Record<string, number>> {
   const lines = nomadEventCorpus({ lines: CORPUS_LINES });
