@@ -32,6 +32,8 @@ interface OutboxItem {
   threadRoot?: EventRef;
   target?: EventRef;
   key?: string;
+  /** The caller named it: once sent it is remembered, so the same call later (after a restart) does nothing. */
+  named?: boolean;
 }
 
 export interface OutboxTimings {
@@ -139,7 +141,7 @@ export class Outbox {
     const lane = `${roomId} edits of ${target}`;
     if (opts.id !== undefined) {
       if (this.known(opts.id)) return;
-      await this.enqueue({ id: opts.id, roomId, lane, kind: "edit", target, message: msg });
+      await this.enqueue({ id: opts.id, roomId, lane, kind: "edit", target, message: msg, named: true });
       return;
     }
     const pending = [...this.queues.values()]
@@ -175,13 +177,28 @@ export class Outbox {
   ): Promise<void> {
     const itemId = opts.id ?? this.freshId("r");
     if (this.known(itemId)) return;
-    await this.enqueue({ id: itemId, roomId, lane: opts.lane ?? roomId, kind: "reaction", target, key });
+    await this.enqueue({
+      id: itemId,
+      roomId,
+      lane: opts.lane ?? roomId,
+      kind: "reaction",
+      target,
+      key,
+      ...(opts.id !== undefined ? { named: true } : {}),
+    });
   }
 
   async redact(roomId: string, target: EventRef, id?: string): Promise<void> {
     const itemId = id ?? this.freshId("x");
     if (this.known(itemId)) return;
-    await this.enqueue({ id: itemId, roomId, lane: roomId, kind: "redaction", target });
+    await this.enqueue({
+      id: itemId,
+      roomId,
+      lane: roomId,
+      kind: "redaction",
+      target,
+      ...(id !== undefined ? { named: true } : {}),
+    });
   }
 
   /** The event ID of a message once delivered (null if the homeserver refused it for good). */
@@ -320,7 +337,9 @@ export class Outbox {
   }
 
   private async settle(item: OutboxItem, eventId: string | null): Promise<void> {
-    if (item.kind === "message") {
+    // Messages are remembered for what refers to them (edits, replies, reactions), named items so
+    // that asking again does nothing.
+    if (item.kind === "message" || item.named) {
       await this.store.set(SENT + item.id, eventId);
       this.sentIds.set(item.id, eventId);
       this.waiters.get(item.id)?.forEach((resolve) => resolve(eventId));

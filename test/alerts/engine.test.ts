@@ -496,6 +496,7 @@ describe("alert engine", () => {
     const second = await world(first.dir, first.clock);
     await second.settle();
     expect(second.posts()).toHaveLength(0);
+    expect(second.transport.events.filter((e) => e.type === "m.reaction")).toEqual([]);
     expect(second.engine.openIncidents().map((i) => i.title)).toEqual(["node n2 is down"]);
     expect(second.engine.activeSilences()).toHaveLength(1);
     await second.clock.advance(60_000);

@@ -121,4 +121,41 @@ describe("outbox", () => {
     await restarted.drained();
     expect(transport.events).toHaveLength(1);
   });
+
+  it("remembers named reactions and edits once sent: asking again after a restart does nothing", async () => {
+    const { dir, outbox, transport, clock } = await setup();
+    outbox.start();
+    const ask = async (o: Outbox) => {
+      await o.send("!r", message("incident"), { id: "alert:i1" });
+      await o.react("!r", "alert:i1", "👀", { id: "alert:i1:offer0" });
+      await o.edit("!r", "alert:i1", message("incident, decided"), { id: "alert:i1:outcome" });
+      await o.react("!r", "alert:i1", "🔕");
+      await o.drained();
+    };
+    await ask(outbox);
+    // (The edit has a lane of its own: the order between lanes is not fixed.)
+    expect(transport.events.map((e) => e.type).sort()).toEqual([
+      "m.reaction",
+      "m.reaction",
+      "m.room.message",
+      "m.room.message",
+    ]);
+    await outbox.stop();
+    // Hours later: the homeserver no longer recognizes the transaction IDs.
+    const later = new RecordingTransport();
+    const restarted = new Outbox(
+      await FileStateStore.open(dir, { fsync: false }),
+      later,
+      clock,
+      timings,
+      log,
+    );
+    await restarted.load();
+    restarted.start();
+    await ask(restarted);
+    // Only the unnamed reaction is new.
+    expect(later.events.map((e) => [e.type, e.content["m.relates_to"]])).toEqual([
+      ["m.reaction", { rel_type: "m.annotation", event_id: "$ev0", key: "🔕" }],
+    ]);
+  });
 });
