@@ -61,6 +61,8 @@ const SENT = "sent/";
 export class Outbox {
   /** Pending items by lane. */
   private readonly queues = new Map<string, OutboxItem[]>();
+  /** IDs of every queued item (a named send asks; the queues can be long during a storm). */
+  private readonly queuedIds = new Set<string>();
   private readonly inFlight = new Set<string>();
   private readonly workers = new Map<string, Promise<void>>();
   private readonly sentIds = new Map<string, string | null>();
@@ -90,6 +92,7 @@ export class Outbox {
     }
     for (const { value } of await this.store.list<OutboxItem>(QUEUE)) {
       this.queueOf(value.lane).push(value);
+      this.queuedIds.add(value.id);
       this.lastSeq = Math.max(this.lastSeq, value.seq);
     }
   }
@@ -224,15 +227,14 @@ export class Outbox {
   }
 
   private known(id: string): boolean {
-    if (this.sentIds.has(id)) return true;
-    for (const queue of this.queues.values()) if (queue.some((item) => item.id === id)) return true;
-    return false;
+    return this.sentIds.has(id) || this.queuedIds.has(id);
   }
 
   private async enqueue(item: Omit<OutboxItem, "seq">): Promise<void> {
     const full: OutboxItem = { ...item, seq: this.nextSeq() };
     await this.store.set(this.keyOf(full), full);
     this.queueOf(full.lane).push(full);
+    this.queuedIds.add(full.id);
     this.kick(full.lane);
   }
 
@@ -263,6 +265,7 @@ export class Outbox {
         this.inFlight.delete(item.id);
       }
       queue.shift();
+      this.queuedIds.delete(item.id);
     }
   }
 
