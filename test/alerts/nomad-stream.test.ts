@@ -257,6 +257,56 @@ describe("Nomad event stream source", () => {
     expect(second.sink.lines()).toEqual(["node-down resolved node-1"]);
   });
 
+  it("saves what it reported as of its position: a crash while saving loses no recovery", async () => {
+    await startDouble();
+    const { store } = await tempStore();
+    // The first process dies after this many more writes.
+    let writesLeft = Infinity;
+    const dying = Object.assign(Object.create(store) as FileStateStore, {
+      set: async (key: string, value: unknown) => {
+        if (writesLeft <= 0) return;
+        writesLeft--;
+        await store.set(key, value);
+      },
+    });
+    // What the sink has stored: what it took before the source last asked for it (`durable`).
+    const taken = recordingSink();
+    let stored: string[] = [];
+    let holding = false;
+    let release = () => {};
+    const first = await startSource({
+      store: dying,
+      sink: taken.sink,
+      persist: { everyEvents: 1_000, everyMs: 5_000 },
+      durable: () => {
+        if (writesLeft > 0) stored = taken.lines();
+        return holding ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
+      },
+    });
+    await eventually(() => connections(first) === 1, "the first stream");
+    holding = true;
+    nomad.nodeDown("node-1");
+    await eventually(() => taken.lines().includes("node-down firing node-1"), "node-1 down");
+    await advanceBy(clock, 5_000);
+    nomad.nodeUp("node-1");
+    await eventually(() => taken.lines().includes("node-down resolved node-1"), "node-1 back");
+    // The save under way completes (two records), and the process dies.
+    writesLeft = 2;
+    holding = false;
+    release();
+    await eventually(() => writesLeft === 0, "the save");
+    await first.source.stop();
+
+    const second = await startSource({ store });
+    await eventually(() => second.source.stats().syncs > 0 && connections(second) === 1, "the restart");
+    await nomad.settle();
+    await advanceBy(clock, 1_000);
+    expect([...stored, ...second.sink.lines()]).toEqual([
+      "node-down firing node-1",
+      "node-down resolved node-1",
+    ]);
+  });
+
   it("stops promptly, even in the middle of a stream", async () => {
     await startDouble();
     const h = await startSource();

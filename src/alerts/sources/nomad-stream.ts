@@ -114,7 +114,8 @@ export class NomadEventSource {
   private unsaved = 0;
   /** Lines the current (or last) stream delivered. */
   private streamLines = 0;
-  private saveTimer: TimerHandle | undefined;
+  /** When the oldest unsaved event was handled. */
+  private unsavedSince = 0;
   private saving: Promise<void> = Promise.resolve();
   private readonly counters: NomadEventSourceStats = {
     connected: false,
@@ -152,8 +153,6 @@ export class NomadEventSource {
     this.abort.abort(new Stopping("stopping"));
     await this.loop;
     this.loop = undefined;
-    this.opts.clock.clearTimeout(this.saveTimer);
-    this.saveTimer = undefined;
     await this.save();
   }
 
@@ -274,7 +273,7 @@ export class NomadEventSource {
       this.counters.events += 1;
       const raised = this.rules.onEvent(event, now);
       if (raised.length > 0) (signals ??= []).push(...raised);
-      this.unsaved += 1;
+      this.countUnsaved();
     }
     this.position.at = now;
     if (signals === undefined) return this.saveSoon();
@@ -288,9 +287,11 @@ export class NomadEventSource {
   /** Conditions that end by time passing (restart loops), looked at on each heartbeat. */
   private async expire(): Promise<void> {
     const signals = this.rules.expire(this.opts.clock.now());
-    if (signals.length === 0) return;
-    for (const signal of signals) await this.emit(signal);
-    this.unsaved += 1;
+    if (signals.length > 0) {
+      await this.emitAll(signals);
+      this.countUnsaved();
+    }
+    // Also what a quiet stream has not saved yet: a heartbeat comes every 30 s.
     await this.saveSoon();
   }
 
@@ -355,7 +356,7 @@ export class NomadEventSource {
     this.position.at = this.opts.clock.now();
     this.firstStart = false;
     this.counters.syncs += 1;
-    this.unsaved += 1;
+    this.countUnsaved();
     await this.save();
   }
 
@@ -386,35 +387,46 @@ export class NomadEventSource {
     );
   }
 
+  private countUnsaved(): void {
+    if (this.unsaved++ === 0) this.unsavedSince = this.opts.clock.now();
+  }
+
   /**
    * The position and the reported conditions are saved after `events` events or `ms` after the first
    * unsaved one, not after each: a write per event would cost a state-store write per line during a
    * storm. A crash loses at most that much progress, and the restart replays it from Nomad's buffer:
    * replayed events give the same signal ids (the engine drops them) and the re-read fills the rest.
+   * Called only between frames and on heartbeats, where every signal the rules gave has reached the
+   * sink (see save).
    */
   private saveSoon(): Promise<void> | undefined {
-    if (this.unsaved >= this.persistEvery.events) return this.save();
-    if (this.unsaved > 0 && this.saveTimer === undefined) {
-      this.saveTimer = this.opts.clock.setTimeout(() => {
-        this.saveTimer = undefined;
-        void this.save();
-      }, this.persistEvery.ms);
-    }
-    return undefined;
+    if (this.unsaved === 0) return undefined;
+    const due =
+      this.unsaved >= this.persistEvery.events ||
+      this.opts.clock.now() - this.unsavedSince >= this.persistEvery.ms;
+    return due ? this.save() : undefined;
   }
 
+  /**
+   * The rules' state and the position are taken together, when called: where nothing the rules gave
+   * is still on its way to the sink. Taken later (after `durable`, as this once did), the rules could
+   * remember having resolved something the saved position has not reached: after a crash, the replay
+   * found nothing open to resolve, and the incident stayed open (found by the crash harness).
+   */
   private save(): Promise<void> {
+    const pending = this.unsaved;
+    const reported = this.rules.exportState();
+    const position: StreamPosition = {
+      ...this.position,
+      seen: [...this.seenBefore, ...this.handledAtIndex.map(eventId)],
+    };
     this.saving = this.saving.then(async () => {
-      const pending = this.unsaved;
-      const position: StreamPosition = {
-        ...this.position,
-        seen: [...this.seenBefore, ...this.handledAtIndex.map(eventId)],
-      };
       try {
         await this.opts.durable?.();
-        await this.opts.store.set(NOMAD_REPORTED_KEY, this.rules.exportState());
+        await this.opts.store.set(NOMAD_REPORTED_KEY, reported);
         await this.opts.store.set(NOMAD_POSITION_KEY, position);
         this.unsaved = Math.max(0, this.unsaved - pending);
+        if (this.unsaved > 0) this.unsavedSince = this.opts.clock.now();
       } catch (error) {
         this.opts.log.warn(
           { source: "nomad-events", err: messageOf(error) },
