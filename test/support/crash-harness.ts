@@ -229,16 +229,22 @@ export class Lane {
     await scenario.prepare?.(t);
     await this.ready();
     let timer: NodeJS.Timeout | undefined;
+    let shot = false;
     if (kill.kind === "named") await this.arm(victim, kill.at);
     await scenario.act(t);
-    if (kill.kind === "delay") timer = setTimeout(() => void victim.process.kill("SIGKILL"), kill.ms);
+    if (kill.kind === "delay")
+      timer = setTimeout(() => {
+        shot = true;
+        void victim.process.kill("SIGKILL");
+      }, kill.ms);
     const died = await Promise.race([
       victim.process.exited.then(() => true),
       scenario.finish(t).then(() => false),
     ]);
     clearTimeout(timer);
-    let killed = died;
-    if (!died) {
+    // The delay may run out just as the scenario finishes: then the victim is dying, not spared.
+    let killed = died || (shot && (await victim.process.exited.then(() => true)));
+    if (!killed) {
       // The scenario ended before the kill point: give a point reached by its last message a moment.
       killed = await Promise.race([
         victim.process.exited.then(() => true),
