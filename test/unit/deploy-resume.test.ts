@@ -55,17 +55,20 @@ async function setup(status = "successful") {
 
 const deployArgs = { job: "web", vars: [], digest: "abc", prefix: "!", replyTo: "$cmd" };
 
+/** A deploy the journal recorded as begun, before any registration. */
+const beganBeforeTheRestart = (journal: ActionJournal) =>
+  journal.begin({ id: "deploy-$cmd", kind: "deploy", args: deployArgs, requester: "@a:x", roomId: "!r" });
+
+/** A deploy whose registration (evaluation `eval-1`, progress message `$cmd#1`) the journal recorded. */
+async function registeredBeforeTheRestart(journal: ActionJournal): Promise<void> {
+  await beganBeforeTheRestart(journal);
+  await journal.step("deploy-$cmd", "registered", async () => ({ evalId: "eval-1", progressId: "$cmd#1" }));
+}
+
 describe("resuming a deploy after a restart", () => {
   it("follows the recorded evaluation again, edits the same progress message, never registers again", async () => {
     const { services, journal, edits, calls } = await setup();
-    await journal.begin({
-      id: "deploy-$cmd",
-      kind: "deploy",
-      args: deployArgs,
-      requester: "@a:x",
-      roomId: "!r",
-    });
-    await journal.step("deploy-$cmd", "registered", async () => ({ evalId: "eval-1", progressId: "$cmd#1" }));
+    await registeredBeforeTheRestart(journal);
 
     const text = await resumeDeploy(services, (await journal.get("deploy-$cmd"))!);
 
@@ -78,14 +81,7 @@ describe("resuming a deploy after a restart", () => {
 
   it("keeps the deadline of the registration: a rollout registered longer ago than the timeout is left at once", async () => {
     const { services, journal, sent, calls } = await setup("running");
-    await journal.begin({
-      id: "deploy-$cmd",
-      kind: "deploy",
-      args: deployArgs,
-      requester: "@a:x",
-      roomId: "!r",
-    });
-    await journal.step("deploy-$cmd", "registered", async () => ({ evalId: "eval-1", progressId: "$cmd#1" }));
+    await registeredBeforeTheRestart(journal);
     await (services.clock as ManualClock).advance(600_001);
 
     const text = await resumeDeploy(services, (await journal.get("deploy-$cmd"))!);
@@ -97,26 +93,13 @@ describe("resuming a deploy after a restart", () => {
 
   it("says a failed rollout failed", async () => {
     const { services, journal } = await setup("failed");
-    await journal.begin({
-      id: "deploy-$cmd",
-      kind: "deploy",
-      args: deployArgs,
-      requester: "@a:x",
-      roomId: "!r",
-    });
-    await journal.step("deploy-$cmd", "registered", async () => ({ evalId: "eval-1", progressId: "$cmd#1" }));
+    await registeredBeforeTheRestart(journal);
     expect(await resumeDeploy(services, (await journal.get("deploy-$cmd"))!)).toContain("deployment failed");
   });
 
   it("closes one interrupted before its registration was recorded, without submitting it", async () => {
     const { services, journal, calls } = await setup();
-    await journal.begin({
-      id: "deploy-$cmd",
-      kind: "deploy",
-      args: deployArgs,
-      requester: "@a:x",
-      roomId: "!r",
-    });
+    await beganBeforeTheRestart(journal);
 
     const text = await resumeDeploy(services, (await journal.get("deploy-$cmd"))!);
 
