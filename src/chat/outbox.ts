@@ -223,7 +223,7 @@ export class Outbox {
   }
 
   private isLocal(ref: EventRef): boolean {
-    return this.sentIds.has(ref) || this.known(ref);
+    return this.known(ref);
   }
 
   private known(id: string): boolean {

@@ -48,7 +48,10 @@ export interface NomadEventSourceOptions {
   watchdogMs?: number;
   /** Delay before reconnecting: doubles from `initialMs` up to `maxMs`, with jitter. */
   backoff?: { initialMs?: number; maxMs?: number };
-  /** The stream position is saved after this many events, or this long after the first unsaved one. */
+  /**
+   * The stream position is saved after this many events, or at the first frame or heartbeat this long
+   * after the first unsaved one.
+   */
   persist?: { everyEvents?: number; everyMs?: number };
   /**
    * Makes what the sink took durable. Called before each save of the stream position, so the sink
@@ -300,8 +303,8 @@ export class NomadEventSource {
     if (event.Index < this.position.index) return false;
     if (event.Index > this.position.index) {
       this.position.index = event.Index;
-      this.seenBefore.clear();
-      this.handledAtIndex = [event];
+      this.forgetHandledAtIndex();
+      this.handledAtIndex.push(event);
       return true;
     }
     if (this.seenBefore.size > 0 && this.seenBefore.has(eventId(event))) return false;
